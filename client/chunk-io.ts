@@ -1,0 +1,66 @@
+import { DfsError } from '../protocol/errors.js';
+import type { ChunkLocation } from '../protocol/schemas.js';
+import { getChunk, putChunk } from '../protocol/storage-client.js';
+import type { RouteClient } from '../protocol/http-client.js';
+import { nameApi } from '../protocol/name-api.js';
+
+/**
+ * Moving chunk bytes for a client: uploads down a replication chain chosen by the name server, reads
+ * from any live replica with failover. Shared by the CLI and the mount.
+ */
+export class ChunkIO {
+  private placement: { token: string; servers: { id: string; url: string }[]; until: number } | undefined;
+  private turn = 0;
+
+  constructor(
+    private readonly ns: RouteClient,
+    private readonly readToken: () => string,
+  ) {}
+
+  /** Placement is reused for a few seconds, so a many-chunk upload does not ask once per chunk. */
+  private async servers(size: number, exclude: readonly string[]): Promise<{ token: string; servers: { id: string; url: string }[] }> {
+    if (exclude.length === 0 && this.placement && this.placement.until > Date.now()) return this.placement;
+    const reply = await this.ns.call(nameApi.available, { size, ...(exclude.length ? { exclude: exclude.join(',') } : {}) });
+    if (exclude.length === 0) this.placement = { token: reply.token, servers: reply.servers, until: Date.now() + 5_000 };
+    return reply;
+  }
+
+  /**
+   * Stores one chunk on a chain of servers. Resolves once at least one server holds it; the commit brings
+   * it up to the write quorum. Retries another chain when a server fails.
+   */
+  async upload(hash: string, data: Buffer): Promise<void> {
+    const exclude: string[] = [];
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const { token, servers } = await this.servers(data.length, exclude);
+      if (servers.length === 0) throw new DfsError('NO_STORAGE');
+      // Rotate the chain so consecutive chunks start on different servers.
+      const start = this.turn++ % servers.length;
+      const chain = [...servers.slice(start), ...servers.slice(0, start)];
+      try {
+        await putChunk(chain[0]!.url, hash, data, data.length, { token, forward: chain.slice(1).map((s) => s.url) });
+        return;
+      } catch (err) {
+        lastError = err;
+        if (err instanceof DfsError && (err.code === 'HASH_MISMATCH' || err.code === 'PAYLOAD_TOO_LARGE' || err.code === 'UNAUTHORIZED')) throw err;
+        exclude.push(chain[0]!.id);
+        this.placement = undefined;
+      }
+    }
+    throw lastError instanceof DfsError ? lastError : new DfsError('EIO', `upload of chunk ${hash} failed`);
+  }
+
+  /** Reads a chunk (or a range of it) from the first replica that serves it whole and right. */
+  async read(chunk: ChunkLocation, range?: { start: number; end: number }): Promise<Buffer> {
+    let lastError: unknown = new DfsError('EIO', `chunk ${chunk.hash} has no live copy`);
+    for (const server of chunk.servers) {
+      try {
+        return await getChunk(server.url, chunk.hash, { token: this.readToken(), ...(range ? { range } : {}) });
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError instanceof DfsError ? new DfsError('EIO', lastError.message) : new DfsError('EIO', String(lastError));
+  }
+}

@@ -1,0 +1,134 @@
+import { DfsError } from '../protocol/errors.js';
+import { RouteClient } from '../protocol/http-client.js';
+import { nameApi, type FileInfo } from '../protocol/name-api.js';
+import type { Attr, ChunkRef } from '../protocol/schemas.js';
+import { sha256 } from '../protocol/storage-client.js';
+import { TokenMinter } from '../protocol/token.js';
+import { ChunkIO } from './chunk-io.js';
+import { forEachLimited } from '../common/limit.js';
+
+export interface ClientOptions {
+  nameServerUrl: string;
+  secret: string;
+  /** Chunks uploaded or downloaded at once. */
+  parallel?: number;
+}
+
+/** Random access to the bytes being written, so a chunk can be read again if the commit asks for it. */
+export interface ByteSource {
+  size: number;
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+export interface TransferProgress {
+  (bytesDone: number, bytesTotal: number): void;
+}
+
+/** How often a commit is retried after uploading chunks it said were missing. */
+const COMMIT_ATTEMPTS = 4;
+
+/** A client of one cluster: namespace calls, and whole-file writes and reads (CLI, tests, tools). */
+export class DfsClient {
+  readonly ns: RouteClient;
+  readonly chunks: ChunkIO;
+  private readonly parallel: number;
+  private chunkSizeCache: number | undefined;
+
+  constructor(options: ClientOptions) {
+    const minter = new TokenMinter(options.secret, 'client');
+    this.ns = new RouteClient(options.nameServerUrl, () => minter.get());
+    this.chunks = new ChunkIO(this.ns, () => minter.get());
+    this.parallel = options.parallel ?? 4;
+  }
+
+  async chunkSize(): Promise<number> {
+    this.chunkSizeCache ??= (await this.ns.call(nameApi.status, {})).chunkSize;
+    return this.chunkSizeCache;
+  }
+
+  stat(path: string): Promise<Attr> {
+    return this.ns.call(nameApi.stat, { path });
+  }
+
+  info(path: string): Promise<FileInfo> {
+    return this.ns.call(nameApi.info, { path });
+  }
+
+  /**
+   * Writes a whole file: hashes it chunk by chunk, uploads only the chunks the cluster lacks, then commits
+   * the chunk list. Resolves once the commit is acknowledged (new chunks held by the write quorum).
+   */
+  async writeFile(path: string, source: ByteSource, options: { mode?: number; onProgress?: TransferProgress } = {}): Promise<Attr> {
+    const chunkSize = await this.chunkSize();
+    await this.ns.call(nameApi.create, { path, exclusive: false, ...(options.mode !== undefined ? { mode: options.mode } : {}) });
+    const offsets: number[] = [];
+    for (let offset = 0; offset < source.size; offset += chunkSize) offsets.push(offset);
+    const refs: ChunkRef[] = new Array(offsets.length);
+    let done = 0;
+    // Hash and upload in windows, asking the name server once per window which chunks it lacks.
+    const window = this.parallel * 4;
+    for (let i = 0; i < offsets.length; i += window) {
+      const batch = offsets.slice(i, i + window).map((offset, j) => ({ index: i + j, offset }));
+      const pieces = new Map<number, Buffer>();
+      await forEachLimited(batch, this.parallel, async ({ index, offset }) => {
+        const data = await source.read(offset, Math.min(chunkSize, source.size - offset));
+        refs[index] = { hash: sha256(data), size: data.length };
+        pieces.set(index, data);
+      });
+      const { missing } = await this.ns.call(nameApi.chunksMissing, { hashes: batch.map(({ index }) => refs[index]!.hash) });
+      const wanted = new Set(missing);
+      await forEachLimited(batch, this.parallel, async ({ index }) => {
+        const ref = refs[index]!;
+        if (wanted.delete(ref.hash)) await this.chunks.upload(ref.hash, pieces.get(index)!);
+        done += ref.size;
+        options.onProgress?.(done, source.size);
+      });
+    }
+    return this.commitWithRetry(path, refs, source, chunkSize);
+  }
+
+  private async commitWithRetry(path: string, refs: ChunkRef[], source: ByteSource, chunkSize: number): Promise<Attr> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.ns.call(nameApi.commit, { path, chunks: refs, size: source.size });
+      } catch (err) {
+        if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
+        const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
+        const again = refs.map((ref, index) => ({ ref, index })).filter(({ ref }) => missing.delete(ref.hash));
+        await forEachLimited(again, this.parallel, async ({ ref, index }) => {
+          const data = await source.read(index * chunkSize, ref.size);
+          if (sha256(data) !== ref.hash) throw new DfsError('EIO', `${path}: the source changed while it was being written`);
+          await this.chunks.upload(ref.hash, data);
+        });
+      }
+    }
+  }
+
+  /** Reads a whole file chunk by chunk, in order, fetching a few chunks ahead. */
+  async *readFile(path: string, options: { onProgress?: TransferProgress } = {}): AsyncGenerator<Buffer> {
+    let info = await this.info(path);
+    if (info.attr.type !== 'file') throw new DfsError(info.attr.type === 'dir' ? 'EISDIR' : 'EINVAL', `${path} is not a regular file`);
+    const ahead: Promise<Buffer>[] = [];
+    let next = 0;
+    let done = 0;
+    const fetch = (index: number): Promise<Buffer> =>
+      this.chunks.read(info.chunks[index]!).catch(async (err: unknown) => {
+        // Locations may have moved (a server died, repair ran): ask again once.
+        info = await this.info(path);
+        const fresh = info.chunks[index];
+        if (!fresh) throw err;
+        return this.chunks.read(fresh);
+      });
+    while (next < info.chunks.length || ahead.length > 0) {
+      while (next < info.chunks.length && ahead.length < this.parallel) {
+        const pending = fetch(next++);
+        pending.catch(() => undefined);
+        ahead.push(pending);
+      }
+      const data = await ahead.shift()!;
+      done += data.length;
+      options.onProgress?.(done, info.attr.size);
+      yield data;
+    }
+  }
+}

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The CLI entry, for starting daemons as child processes of `dfs up` and of tests. */
+export const CLI_ENTRY = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  pid: number;
+  /** The URL from the daemon's `listening` log line. */
+  url: string;
+  /** Fields of the `listening` line (id, dataDir …). */
+  ready: Record<string, unknown>;
+  /** The last log lines (all of them are in the log file, when there is one). */
+  lines: string[];
+  exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface SpawnOptions {
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Append the daemon's output here instead of keeping it in memory. */
+  logFile?: string;
+  /** How long to wait for the `listening` line. */
+  startTimeoutMs?: number;
+}
+
+/** Most log lines kept in memory per daemon (the tail is what a failing test wants). */
+const KEPT_LINES = 2_000;
+
+/**
+ * Starts `dfs <args>` as a child process and resolves once it logs `listening` with its URL (ports may be
+ * ephemeral). Rejects, with the output so far, if it exits or stays silent past the timeout.
+ */
+export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
+  const child = spawn(process.execPath, [CLI_ENTRY, ...options.args], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const log: WriteStream | undefined = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : undefined;
+  const keep = (line: string): void => {
+    log?.write(`${line}\n`);
+    lines.push(line);
+    if (lines.length > KEPT_LINES) lines.shift();
+  };
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+  void exited.then(() => log?.end());
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`dfs ${options.args[0]} did not start in time:\n${lines.slice(-20).join('\n')}`));
+    }, options.startTimeoutMs ?? 30_000);
+    let started = false;
+    createInterface({ input: child.stderr! }).on('line', keep);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      keep(line);
+      if (started) return;
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (parsed.msg !== 'listening' || typeof parsed.url !== 'string') return;
+      started = true;
+      clearTimeout(timer);
+      const url = parsed.url;
+      resolve({
+        child,
+        pid: child.pid!,
+        url,
+        ready: parsed,
+        lines,
+        exited,
+        kill: (signal = 'SIGKILL') => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+        },
+        stop: async (graceMs = 5_000) => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          child.kill('SIGTERM');
+          const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+          await exited;
+          clearTimeout(killer);
+        },
+      });
+    });
+    void exited.then((code) => {
+      if (started) return;
+      clearTimeout(timer);
+      reject(new Error(`dfs ${options.args[0]} exited with ${code} before it started:\n${lines.slice(-20).join('\n')}`));
+    });
+  });
+}

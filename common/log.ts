@@ -1,0 +1,14 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Structured JSON logs on stdout (pino). A daemon's first `listening` line carries its URL, which is how
+ * `dfs up` and the test harness learn an ephemeral port.
+ */
+export function createLogger(name: string, level = process.env.DFS_LOG_LEVEL ?? 'info'): Logger {
+  return pino({ name, level, base: { pid: process.pid, name } });
+}
+
+/** A logger that drops everything (library use, tests of pure logic). */
+export const silentLogger: Logger = pino({ level: 'silent' });

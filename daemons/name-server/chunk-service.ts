@@ -1,0 +1,113 @@
+import { DfsError } from '../../protocol/errors.js';
+import type { FileInfo } from '../../protocol/name-api.js';
+import type { Attr, ChunkLocation, ChunkRef } from '../../protocol/schemas.js';
+import type { MetaStore, MetaTx } from './meta/store.js';
+import { toAttr, type Namespace } from './namespace.js';
+import type { StorageRegistry } from './registry.js';
+import type { Replicator } from './replicator.js';
+
+export interface ChunkServiceOptions {
+  replicas: number;
+  chunkSize: number;
+  /** How long an uploaded chunk may wait for the commit that references it before it is collected. */
+  uploadGraceMs: number;
+}
+
+/**
+ * Where the namespace meets chunk placement: which chunks a writer must upload, what storage servers
+ * report, commits that are acknowledged only once their new chunks have the write quorum of copies, and
+ * the chunk locations readers get.
+ */
+export class ChunkService {
+  constructor(
+    private readonly meta: MetaStore,
+    private readonly namespace: Namespace,
+    private readonly registry: StorageRegistry,
+    private readonly replicator: Replicator,
+    private readonly options: ChunkServiceOptions,
+  ) {}
+
+  /** Copies a new chunk needs before a commit is acknowledged: min(replicas, alive servers), at least one. */
+  writeQuorum(): number {
+    return Math.max(1, Math.min(this.options.replicas, this.registry.aliveIds().length));
+  }
+
+  private async liveHolders(hashes: readonly string[], reader = this.meta.read): Promise<Map<string, string[]>> {
+    const all = await reader.replicaServers(hashes);
+    const live = new Map<string, string[]>();
+    for (const hash of hashes) live.set(hash, (all.get(hash) ?? []).filter((id) => this.registry.isHolder(id)));
+    return live;
+  }
+
+  /** Chunks with no live copy: the writer must upload these. Ones with too few copies are copied at commit. */
+  async missing(hashes: readonly string[]): Promise<string[]> {
+    const unique = [...new Set(hashes)];
+    const [rows, holders] = await Promise.all([this.meta.read.getChunks(unique), this.liveHolders(unique)]);
+    return unique.filter((hash) => !rows.has(hash) || (holders.get(hash)?.length ?? 0) === 0);
+  }
+
+  /** Course flow step 4: servers report a chunk they now hold. */
+  async stored(reports: readonly { hash: string; size: number; servers: readonly string[] }[]): Promise<void> {
+    const gcAfter = Date.now() + this.options.uploadGraceMs;
+    await this.meta.write(async (tx) => {
+      for (const report of reports) {
+        const known = report.servers.filter((id) => this.registry.get(id) !== undefined);
+        if (known.length > 0) await tx.addReplicas(report.hash, report.size, known, gcAfter);
+      }
+    });
+  }
+
+  async commit(input: { path: string; ino?: number | undefined; chunks: ChunkRef[]; size: number; mtime?: string | undefined }): Promise<Attr> {
+    const current = input.ino !== undefined ? { ino: input.ino } : await this.namespace.inode(input.path);
+    const old = new Set((await this.meta.read.fileChunks(current.ino)).map((c) => c.hash));
+    const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash));
+    const quorum = this.writeQuorum();
+    const holders = await this.liveHolders(fresh.map((c) => c.hash));
+    const short = fresh.filter((c) => (holders.get(c.hash)?.length ?? 0) < quorum);
+    if (short.length > 0) {
+      const absent = short.filter((c) => (holders.get(c.hash)?.length ?? 0) === 0).map((c) => c.hash);
+      if (absent.length > 0) throw missingError(absent);
+      const failed = await this.replicator.ensure(short, quorum);
+      if (failed.length > 0) throw missingError(failed);
+    }
+    const verify = async (tx: MetaTx): Promise<void> => {
+      const hashes = fresh.map((c) => c.hash);
+      const rows = await tx.getChunks(hashes);
+      const inTx = await this.liveHolders(hashes, tx);
+      const gone = hashes.filter((hash) => !rows.has(hash) || (inTx.get(hash)?.length ?? 0) < quorum);
+      if (gone.length > 0) throw missingError(gone);
+    };
+    return this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, verify);
+  }
+
+  /** A file's attributes, chunk list with live locations, and whether every chunk has its copies. */
+  async info(path: string): Promise<FileInfo> {
+    const { inode, chunks } = await this.namespace.fileChunks(path);
+    const holders = await this.liveHolders([...new Set(chunks.map((c) => c.hash))]);
+    let offset = 0;
+    let fully = true;
+    const located: ChunkLocation[] = chunks.map((chunk) => {
+      const ids = holders.get(chunk.hash) ?? [];
+      if (ids.length < this.options.replicas) fully = false;
+      const servers = ids
+        .map((id) => this.registry.get(id)!)
+        // Alive servers first: a reader tries them in order.
+        .sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive'))
+        .map((node) => ({ id: node.id, url: node.url }));
+      const loc = { hash: chunk.hash, size: chunk.size, offset, servers };
+      offset += chunk.size;
+      return loc;
+    });
+    return { path, attr: toAttr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };
+  }
+}
+
+function uniqueChunks(chunks: readonly ChunkRef[]): ChunkRef[] {
+  const seen = new Map<string, ChunkRef>();
+  for (const chunk of chunks) seen.set(chunk.hash, chunk);
+  return [...seen.values()];
+}
+
+function missingError(hashes: string[]): DfsError {
+  return new DfsError('CHUNKS_MISSING', `${hashes.length} chunk(s) are not held with enough copies; upload them and commit again`, { missing: hashes });
+}

@@ -1,0 +1,97 @@
+import type { Logger } from '../../common/log.js';
+import { DfsError } from '../../protocol/errors.js';
+import type { MetaStore } from './meta/store.js';
+import type { StorageRegistry } from './registry.js';
+import { forEachLimited } from '../../common/limit.js';
+import type { StorageCalls } from './storage-calls.js';
+
+export interface CollectorOptions {
+  intervalMs: number;
+  concurrency: number;
+}
+
+/**
+ * Garbage collection: chunks no file references, once their grace period is over, are forgotten and a
+ * delete is queued (in the database) for every server that held them. The queue is worked off for the
+ * servers that are alive; a server that is down gets its deletes when it returns.
+ */
+export class Collector {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  deletesDone = 0;
+
+  constructor(
+    private readonly meta: MetaStore,
+    private readonly registry: StorageRegistry,
+    private readonly calls: StorageCalls,
+    private readonly options: CollectorOptions,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    const loop = (): void => {
+      this.timer = setTimeout(() => {
+        this.kick();
+        loop();
+      }, this.options.intervalMs);
+      this.timer.unref();
+    };
+    loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.pass()
+      .catch((err: unknown) => this.log.error({ err }, 'collection pass failed'))
+      .finally(() => {
+        this.running = false;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async pass(): Promise<void> {
+    const now = Date.now();
+    const garbage = await this.meta.read.garbage(now, 1_000);
+    if (garbage.length > 0) {
+      await this.meta.write(async (tx) => {
+        const current = await tx.getChunks(garbage.map((c) => c.hash));
+        for (const chunk of current.values()) {
+          if (chunk.refs === 0 && chunk.gcAfter <= now) await tx.dropChunk(chunk.hash, now);
+        }
+      });
+    }
+    for (const id of this.registry.aliveIds()) {
+      const node = this.registry.get(id);
+      if (!node) continue;
+      const hashes = await this.meta.read.pendingDeletes(id, 512);
+      await forEachLimited(hashes, this.options.concurrency, async (hash) => {
+        try {
+          await this.calls.deleteChunk(node.url, hash);
+          this.deletesDone += 1;
+        } catch (err) {
+          // Stored again since the delete was queued: its new report keeps it. Anything else: retry later.
+          if (!(err instanceof DfsError && err.code === 'CHUNK_REFRESHED')) {
+            this.log.info({ hash, server: id, err: (err as Error).message }, 'delete failed; will retry');
+            return;
+          }
+        }
+        await this.meta.write((tx) => tx.removeDelete(hash, id));
+      });
+    }
+  }
+}

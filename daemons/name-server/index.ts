@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+import express from 'express';
+import type { Logger } from '../../common/log.js';
+import { errorHandler, jsonBody, notFound } from '../../protocol/express.js';
+import { fileTypes } from '../../protocol/schemas.js';
+import { nowNs } from '../../protocol/time.js';
+import { ChunkService } from './chunk-service.js';
+import { Collector } from './collector.js';
+import { SqliteMetaStore } from './meta/sqlite.js';
+import { ROOT_INO, type MetaStore } from './meta/store.js';
+import { Namespace } from './namespace.js';
+import { StorageRegistry } from './registry.js';
+import { Replicator } from './replicator.js';
+import { Restorer } from './restorer.js';
+import { clusterRoutes } from './routes/cluster-routes.js';
+import { fsRoutes } from './routes/fs-routes.js';
+import { StorageCalls } from './storage-calls.js';
+
+export interface NameServerOptions {
+  dbFile: string;
+  secret: string;
+  port: number;
+  host: string;
+  replicas: number;
+  /** Chunk size of a new database; an existing one keeps its own. */
+  chunkSize: number;
+  healthIntervalMs: number;
+  healthMisses: number;
+  /** How long a chunk that lost its last reference waits before deletion. */
+  deleteGraceMs: number;
+  /** How long an uploaded, never-committed chunk is kept. */
+  uploadGraceMs: number;
+  /** 'full': every acknowledged change survives power loss; 'normal': survives a crash of the process. */
+  synchronous: 'full' | 'normal';
+  log: Logger;
+}
+
+/** Every default once, with its reason. */
+export const nameServerDefaults = {
+  port: 7700,
+  host: '127.0.0.1',
+  /** Two copies survive any one storage server's death. */
+  replicas: 2,
+  /** 4 MiB: large enough that per-chunk overhead is small, small enough that a one-line append re-uploads little. */
+  chunkSize: 4 * 1024 * 1024,
+  healthIntervalMs: 1_000,
+  /** Three missed checks: a restart or a GC pause does not trigger a replication storm. */
+  healthMisses: 3,
+  /** Covers a racing commit that found the chunk present a moment before its last reference went. */
+  deleteGraceMs: 5_000,
+  /** An upload of a very large file may take this long between its first chunk and its commit. */
+  uploadGraceMs: 60 * 60_000,
+  synchronous: 'full' as const,
+};
+
+export interface RunningNameServer {
+  url: string;
+  meta: MetaStore;
+  close(): Promise<void>;
+}
+
+export async function startNameServer(options: NameServerOptions): Promise<RunningNameServer> {
+  const log = options.log;
+  await mkdir(dirname(options.dbFile), { recursive: true });
+  const meta = await SqliteMetaStore.open({
+    file: options.dbFile,
+    synchronous: options.synchronous,
+    initialize: async (tx) => {
+      const now = nowNs();
+      const ino = await tx.insertInode({ mode: fileTypes.dir | 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, size: 0, nlink: 2, rdev: 0, atime: now, mtime: now, ctime: now, version: 0, target: null });
+      if (ino !== ROOT_INO) throw new Error(`root inode got number ${ino}`);
+      await tx.setMeta('chunk_size', String(options.chunkSize));
+      await tx.setMeta('cluster_id', randomBytes(8).toString('hex'));
+    },
+  });
+  const chunkSize = Number(await meta.read.getMeta('chunk_size'));
+  const calls = new StorageCalls(options.secret);
+  const restorer = new Restorer(meta, calls, options.uploadGraceMs, log);
+  let replicator: Replicator | undefined;
+  let collector: Collector | undefined;
+  const registry = new StorageRegistry(
+    meta,
+    calls,
+    { healthIntervalMs: options.healthIntervalMs, healthMisses: options.healthMisses },
+    {
+      onDead: () => replicator?.kick(),
+      onAlive: () => {
+        replicator?.kick();
+        collector?.kick();
+      },
+      restore: (node) => restorer.restore(node),
+    },
+    log,
+  );
+  await registry.load();
+  replicator = new Replicator(meta, registry, calls, { replicas: options.replicas, concurrency: 4, intervalMs: options.healthIntervalMs }, log);
+  collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log);
+  const namespace = new Namespace(meta, { chunkSize, deleteGraceMs: options.deleteGraceMs });
+  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(jsonBody('64mb'));
+  const router = express.Router();
+  fsRoutes(router, options.secret, namespace, chunks);
+  clusterRoutes(router, { secret: options.secret, meta, registry, chunks, calls, replicas: options.replicas, chunkSize });
+  app.use(router);
+  app.use(notFound);
+  app.use(errorHandler(log));
+
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(options.port, options.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    s.on('error', reject);
+  });
+  server.keepAliveTimeout = 65_000;
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+  registry.start();
+  replicator.start();
+  collector.start();
+  log.info({ url, db: options.dbFile, replicas: options.replicas, chunkSize }, 'listening');
+  return {
+    url,
+    meta,
+    async close() {
+      registry.stop();
+      replicator?.stop();
+      collector?.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await meta.close();
+    },
+  };
+}

@@ -1,0 +1,65 @@
+import type { Router } from 'express';
+import { serve } from '../../../protocol/express.js';
+import { nameApi, type ClusterStatus } from '../../../protocol/name-api.js';
+import type { ChunkService } from '../chunk-service.js';
+import type { MetaStore } from '../meta/store.js';
+import type { StorageRegistry } from '../registry.js';
+import type { StorageCalls } from '../storage-calls.js';
+
+export interface ClusterRouteDeps {
+  secret: string;
+  meta: MetaStore;
+  registry: StorageRegistry;
+  chunks: ChunkService;
+  calls: StorageCalls;
+  replicas: number;
+  chunkSize: number;
+}
+
+/** Health, placement and the storage servers' side of the protocol. */
+export function clusterRoutes(router: Router, deps: ClusterRouteDeps): void {
+  const { secret, meta, registry, chunks, calls } = deps;
+
+  serve(router, secret, nameApi.status, async (): Promise<ClusterStatus> => {
+    const [counts, replicaCounts] = await Promise.all([meta.read.counts(), meta.read.replicaCounts(registry.holderIds(), deps.replicas)]);
+    const servers = registry.summary();
+    const alive = servers.filter((s) => s.state === 'alive');
+    return {
+      ok: alive.length > 0,
+      chunkSize: deps.chunkSize,
+      replicas: deps.replicas,
+      files: counts.files,
+      dirs: counts.dirs,
+      chunks: counts.chunks,
+      bytes: counts.bytes,
+      underReplicated: replicaCounts.under,
+      unavailable: replicaCounts.unavailable,
+      overReplicated: replicaCounts.over,
+      pendingDeletes: counts.pendingDeletes,
+      storage: {
+        alive: alive.length,
+        suspect: servers.filter((s) => s.state === 'suspect').length,
+        dead: servers.filter((s) => s.state === 'dead').length,
+        capacity: alive.reduce((sum, s) => sum + s.capacity, 0),
+        free: alive.reduce((sum, s) => sum + s.free, 0),
+      },
+      servers,
+    };
+  });
+
+  serve(router, secret, nameApi.available, (input) => {
+    const exclude = new Set((input.exclude ?? '').split(',').filter(Boolean));
+    const count = input.count ?? deps.replicas;
+    const servers = registry.pickTargets(count, input.size ?? deps.chunkSize, exclude).map((n) => ({ id: n.id, url: n.url }));
+    return { token: calls.writeToken(true), servers, chunkSize: deps.chunkSize, replicas: deps.replicas };
+  });
+
+  serve(router, secret, nameApi.register, async (input) => ({ chunkSize: deps.chunkSize, known: await registry.register(input) }));
+
+  serve(router, secret, nameApi.chunksStored, async (input) => {
+    await chunks.stored(input.chunks);
+    return {};
+  });
+
+  serve(router, secret, nameApi.chunksMissing, async (input) => ({ missing: await chunks.missing(input.hashes) }));
+}

@@ -1,0 +1,32 @@
+import type { Router } from 'express';
+import { serve } from '../../../protocol/express.js';
+import { nameApi } from '../../../protocol/name-api.js';
+import type { ChunkService } from '../chunk-service.js';
+import type { Namespace } from '../namespace.js';
+
+/** The namespace API, by path. */
+export function fsRoutes(router: Router, secret: string, ns: Namespace, chunks: ChunkService): void {
+  serve(router, secret, nameApi.stat, (input) => ns.stat(input.path));
+  serve(router, secret, nameApi.list, (input) => ns.list(input.path));
+  serve(router, secret, nameApi.mkdir, (input) => ns.mkdir(input.path, input.mode, input.uid, input.gid, input.parents));
+  serve(router, secret, nameApi.create, (input) => ns.create(input.path, input.mode, input.uid, input.gid, input.rdev, input.exclusive));
+  serve(router, secret, nameApi.commit, (input) => chunks.commit(input));
+  serve(router, secret, nameApi.rename, async (input) => {
+    await ns.rename(input.from, input.to, input.noReplace);
+    return {};
+  });
+  serve(router, secret, nameApi.unlink, async (input) => {
+    await ns.unlink(input.path);
+    return {};
+  });
+  serve(router, secret, nameApi.rmdir, async (input) => {
+    await ns.rmdir(input.path);
+    return {};
+  });
+  serve(router, secret, nameApi.setattr, ({ path, ...patch }) => ns.setattr(path, patch));
+  serve(router, secret, nameApi.symlink, (input) => ns.symlink(input.path, input.target, input.uid, input.gid));
+  serve(router, secret, nameApi.readlink, async (input) => ({ target: await ns.readlink(input.path) }));
+  serve(router, secret, nameApi.link, (input) => ns.link(input.existing, input.path));
+  serve(router, secret, nameApi.copy, (input) => ns.copy(input.from, input.to, input.overwrite, input.uid, input.gid));
+  serve(router, secret, nameApi.info, (input) => chunks.info(input.path));
+}

@@ -1,0 +1,43 @@
+import type { Output } from '../../protocol/contract.js';
+import { RouteClient } from '../../protocol/http-client.js';
+import { storageApi, type StorageStatus, type StoreResult } from '../../protocol/storage-api.js';
+import { issueToken } from '../../protocol/token.js';
+
+/** Lifetime of a token the name server gives a storage server for one chunk operation. */
+const OP_TOKEN_TTL_MS = 5 * 60_000;
+
+/** Calls the name server makes on storage servers, each with a token for that one operation. */
+export class StorageCalls {
+  constructor(private readonly secret: string) {}
+
+  private client(url: string, timeoutMs: number): RouteClient {
+    return new RouteClient(url, () => undefined, timeoutMs);
+  }
+
+  /** A write token for storing chunks, handed to clients (reported uploads) or to a replicating server. */
+  writeToken(report: boolean): string {
+    return issueToken(this.secret, 'write', 10 * 60_000, { report });
+  }
+
+  status(url: string, timeoutMs: number): Promise<StorageStatus> {
+    return this.client(url, timeoutMs).call(storageApi.status, {});
+  }
+
+  dumpTree(url: string): Promise<Output<typeof storageApi.dumpTree>> {
+    return this.client(url, 120_000).call(storageApi.dumpTree, {}, { token: issueToken(this.secret, 'admin', OP_TOKEN_TTL_MS) });
+  }
+
+  /** Asks `sourceUrl` to push chunk `hash` to `targetUrl`. */
+  replicate(sourceUrl: string, hash: string, targetUrl: string): Promise<StoreResult> {
+    return this.client(sourceUrl, 120_000).call(
+      storageApi.replicate,
+      { hash, target: targetUrl, writeToken: this.writeToken(false) },
+      { token: issueToken(this.secret, 'replicate', OP_TOKEN_TTL_MS, { hash }) },
+    );
+  }
+
+  /** Deletes a chunk unless the server stored it again after now. */
+  deleteChunk(url: string, hash: string): Promise<{ deleted: boolean }> {
+    return this.client(url, 15_000).call(storageApi.deleteChunk, {}, { params: { hash }, token: issueToken(this.secret, 'delete', OP_TOKEN_TTL_MS, { hash }) });
+  }
+}

@@ -1,0 +1,63 @@
+import type { Logger } from '../../common/log.js';
+import { RouteClient } from '../../protocol/http-client.js';
+import { nameApi } from '../../protocol/name-api.js';
+import { TokenMinter } from '../../protocol/token.js';
+import type { ChunkStore } from './chunk-store.js';
+
+/**
+ * The storage server's side of talking to the name server: registration (at start and again every
+ * interval, so a name server that restarted with a new database learns of it) and chunk reports.
+ */
+export class NameServerLink {
+  private readonly client: RouteClient;
+  private timer: NodeJS.Timeout | undefined;
+  private registered = false;
+
+  constructor(
+    nameServerUrl: string,
+    secret: string,
+    private readonly identity: { id: string; url: () => string },
+    private readonly store: ChunkStore,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+  ) {
+    const minter = new TokenMinter(secret, 'storage');
+    this.client = new RouteClient(nameServerUrl, () => minter.get(), 5_000);
+  }
+
+  start(): void {
+    const tick = async (): Promise<void> => {
+      await this.register();
+      this.timer = setTimeout(() => void tick(), this.registered ? this.intervalMs : Math.min(this.intervalMs, 1_000));
+      this.timer.unref();
+    };
+    void tick();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  async register(): Promise<void> {
+    try {
+      const space = await this.store.space();
+      const reply = await this.client.call(nameApi.register, {
+        id: this.identity.id,
+        url: this.identity.url(),
+        capacity: space.capacity,
+        free: space.free,
+        chunks: this.store.chunkCount,
+      });
+      if (!this.registered || !reply.known) this.log.info({ nameServer: this.client.baseUrl, known: reply.known }, 'registered with the name server');
+      this.registered = true;
+    } catch (err) {
+      if (this.registered) this.log.warn({ err: (err as Error).message }, 'registration failed; retrying');
+      this.registered = false;
+    }
+  }
+
+  /** Course flow step 4: this chunk is now held by these servers. */
+  async reportStored(hash: string, size: number, servers: string[]): Promise<void> {
+    await this.client.call(nameApi.chunksStored, { chunks: [{ hash, size, servers }] });
+  }
+}

@@ -1,0 +1,221 @@
+import { z } from 'zod';
+import { route } from './contract.js';
+import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, Mode, NsTime, ServerRef, StorageState, Uint } from './schemas.js';
+
+/** Name-server routes. Namespace calls are by path, since FUSE 2 is path-based. */
+
+const CLIENT = ['client'] as const;
+const STORAGE = ['storage'] as const;
+const Empty = z.object({}).strict();
+const PathQuery = z.object({ path: AbsPath });
+const Owner = { uid: Uint.default(0), gid: Uint.default(0) };
+
+export const StorageSummary = z.object({
+  id: z.string(),
+  url: z.string(),
+  state: StorageState,
+  capacity: Uint,
+  free: Uint,
+  chunks: Uint,
+});
+export type StorageSummary = z.infer<typeof StorageSummary>;
+
+export const ClusterStatus = z.object({
+  ok: z.boolean(),
+  chunkSize: Uint,
+  replicas: Uint,
+  files: Uint,
+  dirs: Uint,
+  chunks: Uint,
+  bytes: Uint,
+  /** Referenced chunks with fewer live copies than the target (but at least one). */
+  underReplicated: Uint,
+  /** Referenced chunks with no live copy at all. */
+  unavailable: Uint,
+  overReplicated: Uint,
+  pendingDeletes: Uint,
+  storage: z.object({ alive: Uint, suspect: Uint, dead: Uint, capacity: Uint, free: Uint }),
+  servers: z.array(StorageSummary),
+});
+export type ClusterStatus = z.infer<typeof ClusterStatus>;
+
+export const FileInfo = z.object({
+  path: z.string(),
+  attr: Attr,
+  replicas: Uint,
+  chunkSize: Uint,
+  chunks: z.array(ChunkLocation),
+  /** Every chunk has at least `replicas` live copies. */
+  fullyReplicated: z.boolean(),
+});
+export type FileInfo = z.infer<typeof FileInfo>;
+
+export const nameApi = {
+  status: route({ method: 'GET', path: '/status', input: Empty, output: ClusterStatus, auth: null, idempotent: true }),
+
+  /** Course flow steps 1–2: storage servers to upload to (alive, most free space first) and a write token. */
+  available: route({
+    method: 'GET',
+    path: '/available',
+    input: z.object({
+      count: z.coerce.number().int().min(1).max(16).optional(),
+      /** Comma-separated server ids to leave out (ones that just failed). */
+      exclude: z.string().max(4096).optional(),
+      /** Bytes the caller will write, so full servers are skipped. */
+      size: z.coerce.number().int().nonnegative().optional(),
+    }),
+    output: z.object({ token: z.string(), servers: z.array(ServerRef), chunkSize: Uint, replicas: Uint }),
+    auth: CLIENT,
+    idempotent: true,
+  }),
+
+  register: route({
+    method: 'POST',
+    path: '/storages/register',
+    input: z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), url: z.url(), capacity: Uint, free: Uint, chunks: Uint }),
+    output: z.object({ chunkSize: Uint, known: z.boolean() }),
+    auth: STORAGE,
+    idempotent: true,
+  }),
+
+  /** Course flow step 4: a storage server holds new chunks (the head of an upload chain reports for it). */
+  chunksStored: route({
+    method: 'POST',
+    path: '/chunks/stored',
+    input: z.object({ chunks: z.array(z.object({ hash: Hash, size: Uint, servers: z.array(z.string()).min(1) })).min(1).max(1024) }),
+    output: Empty,
+    auth: STORAGE,
+    idempotent: true,
+  }),
+
+  /** Which of these chunks the cluster lacks (or holds with too few copies): upload only those. */
+  chunksMissing: route({
+    method: 'POST',
+    path: '/chunks/missing',
+    input: z.object({ hashes: z.array(Hash).max(65536) }),
+    output: z.object({ missing: z.array(Hash) }),
+    auth: CLIENT,
+    idempotent: true,
+  }),
+
+  stat: route({ method: 'GET', path: '/fs/stat', input: PathQuery, output: Attr, auth: CLIENT, idempotent: true }),
+
+  /** A directory's entries with their attributes, in one call. */
+  list: route({
+    method: 'GET',
+    path: '/fs/list',
+    input: PathQuery,
+    output: z.object({ attr: Attr, entries: z.array(DirEntry) }),
+    auth: CLIENT,
+    idempotent: true,
+  }),
+
+  mkdir: route({
+    method: 'POST',
+    path: '/fs/mkdir',
+    input: z.object({ path: AbsPath, mode: Mode.default(0o755), ...Owner, parents: z.boolean().default(false) }),
+    output: Attr,
+    auth: CLIENT,
+    idempotent: false,
+  }),
+
+  /** Makes a file or special node (type bits in `mode`, regular file if none). */
+  create: route({
+    method: 'POST',
+    path: '/fs/create',
+    input: z.object({
+      path: AbsPath,
+      mode: Mode.default(0o644),
+      ...Owner,
+      rdev: Uint.default(0),
+      /** Fail with EEXIST when the name exists (O_EXCL); otherwise return the existing file. */
+      exclusive: z.boolean().default(true),
+    }),
+    output: Attr,
+    auth: CLIENT,
+    idempotent: false,
+  }),
+
+  /** Replaces a file's content with a new chunk list, atomically; acknowledged once the chunks are replicated. */
+  commit: route({
+    method: 'POST',
+    path: '/fs/commit',
+    input: z.object({
+      path: AbsPath,
+      /** When given, the file must still be this inode (it may have been renamed over). */
+      ino: Uint.optional(),
+      chunks: z.array(ChunkRef).max(1 << 20),
+      size: Uint,
+      mtime: NsTime.optional(),
+    }),
+    output: Attr,
+    auth: CLIENT,
+    idempotent: true,
+  }),
+
+  rename: route({
+    method: 'POST',
+    path: '/fs/rename',
+    input: z.object({ from: AbsPath, to: AbsPath, noReplace: z.boolean().default(false) }),
+    output: Empty,
+    auth: CLIENT,
+    idempotent: false,
+  }),
+
+  unlink: route({ method: 'DELETE', path: '/fs/file', input: PathQuery, output: Empty, auth: CLIENT, idempotent: false }),
+  rmdir: route({ method: 'DELETE', path: '/fs/dir', input: PathQuery, output: Empty, auth: CLIENT, idempotent: false }),
+
+  setattr: route({
+    method: 'POST',
+    path: '/fs/setattr',
+    input: z.object({
+      path: AbsPath,
+      /** Permission bits (and set-id, sticky); the type bits are kept. */
+      mode: Mode.optional(),
+      uid: Uint.optional(),
+      gid: Uint.optional(),
+      atime: NsTime.optional(),
+      mtime: NsTime.optional(),
+      /** Only truncation to zero; other sizes need new content, which is a commit. */
+      size: z.literal(0).optional(),
+    }),
+    output: Attr,
+    auth: CLIENT,
+    idempotent: true,
+  }),
+
+  symlink: route({
+    method: 'POST',
+    path: '/fs/symlink',
+    input: z.object({ path: AbsPath, target: z.string().min(1).max(4095), ...Owner }),
+    output: Attr,
+    auth: CLIENT,
+    idempotent: false,
+  }),
+
+  readlink: route({ method: 'GET', path: '/fs/readlink', input: PathQuery, output: z.object({ target: z.string() }), auth: CLIENT, idempotent: true }),
+
+  link: route({
+    method: 'POST',
+    path: '/fs/link',
+    input: z.object({ existing: AbsPath, path: AbsPath }),
+    output: Attr,
+    auth: CLIENT,
+    idempotent: false,
+  }),
+
+  /** Copies a file by sharing its chunks: no data moves. */
+  copy: route({
+    method: 'POST',
+    path: '/fs/copy',
+    input: z.object({ from: AbsPath, to: AbsPath, overwrite: z.boolean().default(true), ...Owner }),
+    output: Attr,
+    auth: CLIENT,
+    idempotent: true,
+  }),
+
+  /** Attributes, chunk list with live replica locations, and replication state of a file. */
+  info: route({ method: 'GET', path: '/fs/file', input: PathQuery, output: FileInfo, auth: CLIENT, idempotent: true }),
+};
+
+export type NameApi = typeof nameApi;

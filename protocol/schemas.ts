@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { NS_TIME_PATTERN } from './time.js';
+
+/** A chunk name: the lowercase hex SHA-256 of its bytes. Nothing else ever names a file on a storage disk. */
+export const HASH_PATTERN = /^[0-9a-f]{64}$/;
+export const Hash = z.string().regex(HASH_PATTERN, 'a chunk hash is 64 lowercase hex digits');
+
+export const NsTime = z.string().regex(NS_TIME_PATTERN, 'a time is a decimal count of nanoseconds');
+export const AbsPath = z.string().min(1).max(4096).startsWith('/', 'paths are absolute');
+export const Uint = z.number().int().nonnegative();
+export const Mode = z.number().int().min(0).max(0o177777);
+
+/** File types, as st_mode's S_IFMT bits name them. */
+export const S_IFMT = 0o170000;
+export const fileTypes = {
+  file: 0o100000,
+  dir: 0o040000,
+  symlink: 0o120000,
+  fifo: 0o010000,
+  socket: 0o140000,
+  char: 0o020000,
+  block: 0o060000,
+} as const;
+export type FileType = keyof typeof fileTypes;
+export const FileTypeSchema = z.enum(Object.keys(fileTypes) as [FileType, ...FileType[]]);
+
+export function typeOfMode(mode: number): FileType | undefined {
+  const bits = mode & S_IFMT;
+  return (Object.keys(fileTypes) as FileType[]).find((type) => fileTypes[type] === bits);
+}
+
+/** What stat(2) tells of an inode, plus the content version. */
+export const Attr = z.object({
+  ino: Uint,
+  type: FileTypeSchema,
+  /** Full st_mode: type bits and permission bits. */
+  mode: Mode,
+  uid: Uint,
+  gid: Uint,
+  size: Uint,
+  nlink: Uint,
+  rdev: Uint,
+  atime: NsTime,
+  mtime: NsTime,
+  ctime: NsTime,
+  /** Bumped by every content commit, so clients can tell a file changed. */
+  version: Uint,
+});
+export type Attr = z.infer<typeof Attr>;
+
+export const DirEntry = z.object({ name: z.string(), attr: Attr });
+export type DirEntry = z.infer<typeof DirEntry>;
+
+/** A chunk of a file as a commit names it. */
+export const ChunkRef = z.object({ hash: Hash, size: Uint });
+export type ChunkRef = z.infer<typeof ChunkRef>;
+
+export const ServerRef = z.object({ id: z.string(), url: z.string() });
+export type ServerRef = z.infer<typeof ServerRef>;
+
+/** A chunk of a file as readers see it: where it sits in the file and which live servers hold it. */
+export const ChunkLocation = z.object({
+  hash: Hash,
+  size: Uint,
+  offset: Uint,
+  servers: z.array(ServerRef),
+});
+export type ChunkLocation = z.infer<typeof ChunkLocation>;
+
+export const StorageState = z.enum(['alive', 'suspect', 'dead']);
+export type StorageState = z.infer<typeof StorageState>;

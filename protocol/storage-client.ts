@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import type { Readable } from 'node:stream';
+import { DfsError, isErrorCode } from './errors.js';
+import { DEFAULT_TIMEOUTS, httpClient, keepAliveAgent, retryFor, toDfsError } from './http-client.js';
+import { chunkPath, FORWARD_HEADER, StoreResult } from './storage-api.js';
+
+/** Chunk bytes to and from storage servers. JSON storage routes go through RouteClient instead. */
+
+/** Time allowed to move one chunk (4 MiB by default) even on a slow, loaded machine. */
+export const CHUNK_TIMEOUT_MS = 60_000;
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export interface PutChunkOptions {
+  token: string;
+  /** The rest of the chain: the server stores and forwards to these, in order. */
+  forward?: readonly string[];
+  timeoutMs?: number;
+}
+
+/** Stores a chunk on `serverUrl` (and down its chain); resolves with who holds it now. */
+export async function putChunk(serverUrl: string, hash: string, body: Buffer | Readable, size: number, options: PutChunkOptions): Promise<StoreResult> {
+  const url = new URL(chunkPath(hash), serverUrl).toString();
+  try {
+    const response = await httpClient(url, {
+      method: 'PUT',
+      body,
+      // A streamed body cannot be replayed, so only a buffer may be retried.
+      retry: retryFor(Buffer.isBuffer(body)),
+      timeout: { connect: DEFAULT_TIMEOUTS.connectMs, request: options.timeoutMs ?? CHUNK_TIMEOUT_MS },
+      headers: {
+        authorization: `Bearer ${options.token}`,
+        'content-type': 'application/octet-stream',
+        'content-length': String(size),
+        ...(options.forward?.length ? { [FORWARD_HEADER]: options.forward.join(',') } : {}),
+      },
+      responseType: 'json',
+    });
+    return StoreResult.parse(response.body);
+  } catch (err) {
+    throw toDfsError(err, `PUT ${url}`);
+  }
+}
+
+export interface GetChunkOptions {
+  token: string;
+  /** Byte range within the chunk, end exclusive. The whole chunk is verified by hash; a range cannot be. */
+  range?: { start: number; end: number };
+  timeoutMs?: number;
+}
+
+/** Fetches a chunk (or part of one). A whole chunk is checked against its hash: corrupt bytes are an EIO. */
+export async function getChunk(serverUrl: string, hash: string, options: GetChunkOptions): Promise<Buffer> {
+  const url = new URL(chunkPath(hash), serverUrl).toString();
+  let data: Buffer;
+  try {
+    const response = await httpClient(url, {
+      method: 'GET',
+      retry: retryFor(true),
+      timeout: { connect: DEFAULT_TIMEOUTS.connectMs, request: options.timeoutMs ?? CHUNK_TIMEOUT_MS },
+      headers: {
+        authorization: `Bearer ${options.token}`,
+        ...(options.range ? { range: `bytes=${options.range.start}-${options.range.end - 1}` } : {}),
+      },
+      responseType: 'buffer',
+    });
+    data = response.body;
+  } catch (err) {
+    throw toDfsError(err, `GET ${url}`);
+  }
+  if (!options.range && sha256(data) !== hash) {
+    throw new DfsError('HASH_MISMATCH', `${url}: served bytes do not match the chunk's hash`, { hash, url: serverUrl });
+  }
+  return data;
+}
+
+/** Header a chain hop sets on the request it forwards, so only the head of the chain reports the chunk. */
+export const UPSTREAM_HEADER = 'x-dfs-upstream';
+
+/**
+ * An upload whose body is written piece by piece as it arrives from upstream (chain replication: a storage
+ * server stores and forwards at once). Never throws from write(): a failed downstream is reported by end().
+ */
+export interface StreamingUpload {
+  write(data: Buffer): Promise<void>;
+  end(): Promise<StoreResult>;
+  abort(): void;
+}
+
+export function openChunkUpload(
+  serverUrl: string,
+  hash: string,
+  size: number,
+  options: PutChunkOptions & { upstreamId: string },
+): StreamingUpload {
+  const url = new URL(chunkPath(hash), serverUrl);
+  let failure: DfsError | undefined;
+  const request = httpRequest(url, {
+    method: 'PUT',
+    agent: keepAliveAgent,
+    headers: {
+      authorization: `Bearer ${options.token}`,
+      'content-type': 'application/octet-stream',
+      'content-length': String(size),
+      [UPSTREAM_HEADER]: options.upstreamId,
+      ...(options.forward?.length ? { [FORWARD_HEADER]: options.forward.join(',') } : {}),
+    },
+    timeout: options.timeoutMs ?? CHUNK_TIMEOUT_MS,
+  });
+  const response = new Promise<StoreResult>((resolve, reject) => {
+    request.on('timeout', () => request.destroy(new DfsError('ETIMEDOUT', `PUT ${url}: timed out`)));
+    request.on('error', (err) => reject(toDfsError(err, `PUT ${url}`)));
+    request.on('response', (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (part: Buffer) => parts.push(part));
+      res.on('error', (err) => reject(toDfsError(err, `PUT ${url}`)));
+      res.on('end', () => {
+        const text = Buffer.concat(parts).toString('utf8');
+        try {
+          const body = JSON.parse(text) as unknown;
+          if ((res.statusCode ?? 500) >= 400) {
+            const error = body as { code?: string; message?: string };
+            reject(new DfsError(isErrorCode(error.code) ? error.code : 'EIO', `PUT ${url}: ${error.message ?? res.statusCode}`));
+          } else {
+            resolve(StoreResult.parse(body));
+          }
+        } catch {
+          reject(new DfsError('EIO', `PUT ${url}: HTTP ${res.statusCode} with a malformed body`));
+        }
+      });
+    });
+  });
+  response.catch((err: DfsError) => {
+    failure = err;
+  });
+  return {
+    async write(data: Buffer): Promise<void> {
+      if (failure || request.destroyed) return;
+      if (!request.write(data)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            request.off('drain', done);
+            request.off('close', done);
+            resolve();
+          };
+          request.on('drain', done);
+          request.on('close', done);
+        });
+      }
+    },
+    end(): Promise<StoreResult> {
+      if (!request.destroyed) request.end();
+      return response;
+    },
+    abort(): void {
+      request.destroy(new DfsError('UPSTREAM', 'upload aborted'));
+    },
+  };
+}

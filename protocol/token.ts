@@ -1,0 +1,96 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { DfsError } from './errors.js';
+
+/**
+ * Short-lived bearer tokens signed with the cluster secret (HMAC-SHA256):
+ * `v1.<base64url JSON claims>.<base64url signature>`. A token carries one scope, an expiry, and for
+ * chunk operations the chunk it is for, so a leaked delete token cannot delete anything else.
+ */
+export type TokenScope =
+  /** A client of the name server (CLI, mount). Also lets it read chunks. */
+  | 'client'
+  /** A storage server talking to the name server. */
+  | 'storage'
+  /** Store chunks on storage servers: issued by the name server with `/available`. */
+  | 'write'
+  /** Delete one chunk on a storage server. */
+  | 'delete'
+  /** Push one chunk from one storage server to another. */
+  | 'replicate'
+  /** Read a storage server's chunk list. */
+  | 'admin';
+
+export interface TokenClaims {
+  scope: TokenScope;
+  /** Issued at, ms since the epoch. */
+  iat: number;
+  /** Expires at, ms since the epoch. */
+  exp: number;
+  /** The chunk a delete or replicate token is for. */
+  hash?: string;
+  /** Whether storing under this token should be reported to the name server (client uploads). */
+  report?: boolean;
+}
+
+const PREFIX = 'v1';
+
+function sign(secret: string, body: string): Buffer {
+  return createHmac('sha256', secret).update(`${PREFIX}.${body}`).digest();
+}
+
+export function issueToken(secret: string, scope: TokenScope, ttlMs: number, extra: Partial<TokenClaims> = {}): string {
+  const now = Date.now();
+  const claims: TokenClaims = { ...extra, scope, iat: now, exp: now + ttlMs };
+  const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  return `${PREFIX}.${body}.${sign(secret, body).toString('base64url')}`;
+}
+
+/** Checks signature, expiry and scope; throws UNAUTHORIZED or FORBIDDEN. */
+export function verifyToken(secret: string, token: string | undefined, scopes: readonly TokenScope[]): TokenClaims {
+  if (!token) throw new DfsError('UNAUTHORIZED', 'a token is required');
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts[0] !== PREFIX) throw new DfsError('UNAUTHORIZED', 'malformed token');
+  const [, body, signature] = parts as [string, string, string];
+  const expected = sign(secret, body);
+  const given = Buffer.from(signature, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new DfsError('UNAUTHORIZED', 'bad token signature');
+  let claims: TokenClaims;
+  try {
+    claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as TokenClaims;
+  } catch {
+    throw new DfsError('UNAUTHORIZED', 'malformed token');
+  }
+  if (typeof claims.exp !== 'number' || claims.exp < Date.now()) throw new DfsError('UNAUTHORIZED', 'token expired');
+  if (!scopes.includes(claims.scope)) throw new DfsError('FORBIDDEN', `a ${claims.scope} token does not allow this`);
+  return claims;
+}
+
+/** The token of an `Authorization: Bearer …` header. */
+export function bearer(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1];
+}
+
+/**
+ * A token source for one scope that re-issues before expiry, so hot paths do not sign per request.
+ */
+export class TokenMinter {
+  private token = '';
+  private renewAt = 0;
+
+  constructor(
+    private readonly secret: string,
+    private readonly scope: TokenScope,
+    private readonly ttlMs = 5 * 60_000,
+  ) {}
+
+  get(): string {
+    const now = Date.now();
+    if (now >= this.renewAt) {
+      this.token = issueToken(this.secret, this.scope, this.ttlMs);
+      this.renewAt = now + this.ttlMs / 2;
+    }
+    return this.token;
+  }
+}
