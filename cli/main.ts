@@ -8,6 +8,7 @@ import { cat } from './commands/cat.js';
 import { get } from './commands/get.js';
 import { info } from './commands/info.js';
 import { ls } from './commands/ls.js';
+import { mount } from './commands/mount.js';
 import { cp, mkdir, mv, rmdir, touch } from './commands/namespace-ops.js';
 import { nameServer } from './commands/name-server.js';
 import { put } from './commands/put.js';
@@ -18,7 +19,7 @@ import { storageServer } from './commands/storage-server.js';
 import { up } from './commands/up.js';
 
 const clientCommands: DfsCommand[] = [ls, cat, put, get, cp, mv, rm, mkdir, rmdir, touch, info, status];
-const daemonCommands: DfsCommand[] = [up, nameServer, storageServer];
+const daemonCommands: DfsCommand[] = [up, mount, nameServer, storageServer];
 
 /** A parser for a whole command line (`dfs …`) or for one line typed in `dfs shell`. */
 function buildParser(argv: string[], ctx: CommandContext, flags: ClientFlags, commands: DfsCommand[]): Argv {
@@ -31,7 +32,10 @@ function buildParser(argv: string[], ctx: CommandContext, flags: ClientFlags, co
     .recommendCommands()
     .exitProcess(false)
     .fail((message, err) => {
-      throw err ?? new UsageError(message);
+      if (err) throw err;
+      // yargs reports a near miss ("Did you mean rm?") before, and instead of, the unknown command itself.
+      const unknown = argv.find((word) => !word.startsWith('-'));
+      throw new UsageError(/^Did you mean/.test(message) && unknown ? `unknown command: ${unknown}. ${message}` : message);
     })
     .middleware((args) => {
       flags.nameServer = args['name-server'] as string | undefined;

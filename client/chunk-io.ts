@@ -1,5 +1,5 @@
 import { DfsError } from '../protocol/errors.js';
-import type { ChunkLocation } from '../protocol/schemas.js';
+import type { ChunkLocation, ServerRef } from '../protocol/schemas.js';
 import { getChunk, putChunk } from '../protocol/storage-client.js';
 import type { RouteClient } from '../protocol/http-client.js';
 import { nameApi } from '../protocol/name-api.js';
@@ -29,7 +29,7 @@ export class ChunkIO {
    * Stores one chunk on a chain of servers. Resolves once at least one server holds it; the commit brings
    * it up to the write quorum. Retries another chain when a server fails.
    */
-  async upload(hash: string, data: Buffer): Promise<void> {
+  async upload(hash: string, data: Buffer): Promise<ServerRef[]> {
     const exclude: string[] = [];
     let lastError: unknown;
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -39,8 +39,8 @@ export class ChunkIO {
       const start = this.turn++ % servers.length;
       const chain = [...servers.slice(start), ...servers.slice(0, start)];
       try {
-        await putChunk(chain[0]!.url, hash, data, data.length, { token, forward: chain.slice(1).map((s) => s.url) });
-        return;
+        const result = await putChunk(chain[0]!.url, hash, data, data.length, { token, forward: chain.slice(1).map((s) => s.url) });
+        return result.stored;
       } catch (err) {
         lastError = err;
         if (err instanceof DfsError && (err.code === 'HASH_MISMATCH' || err.code === 'PAYLOAD_TOO_LARGE' || err.code === 'UNAUTHORIZED')) throw err;
@@ -52,7 +52,7 @@ export class ChunkIO {
   }
 
   /** Reads a chunk (or a range of it) from the first replica that serves it whole and right. */
-  async read(chunk: ChunkLocation, range?: { start: number; end: number }): Promise<Buffer> {
+  async read(chunk: Pick<ChunkLocation, 'hash' | 'servers'>, range?: { start: number; end: number }): Promise<Buffer> {
     let lastError: unknown = new DfsError('EIO', `chunk ${chunk.hash} has no live copy`);
     for (const server of chunk.servers) {
       try {

@@ -14,6 +14,7 @@ export const errorCatalog = {
   EXDEV: { status: 400, errno: 18, text: 'invalid cross-device link' },
   EPERM: { status: 403, errno: 1, text: 'operation not permitted' },
   EACCES: { status: 403, errno: 13, text: 'permission denied' },
+  EBADF: { status: 400, errno: 9, text: 'bad file descriptor' },
   EBUSY: { status: 409, errno: 16, text: 'device or resource busy' },
   EMLINK: { status: 409, errno: 31, text: 'too many links' },
   ENODATA: { status: 404, errno: 61, text: 'no such attribute' },
@@ -21,6 +22,8 @@ export const errorCatalog = {
   EFBIG: { status: 413, errno: 27, text: 'file too large' },
   ENOSPC: { status: 507, errno: 28, text: 'no space left on device' },
   EIO: { status: 502, errno: 5, text: 'input/output error' },
+  EOPNOTSUPP: { status: 400, errno: 95, text: 'operation not supported' },
+  E2BIG: { status: 413, errno: 7, text: 'argument list too long' },
   ENOSYS: { status: 501, errno: 38, text: 'function not implemented' },
   /** The request lacks a valid token, or the token is forged or expired. */
   UNAUTHORIZED: { status: 401, errno: 13, text: 'missing or invalid token' },
@@ -29,7 +32,7 @@ export const errorCatalog = {
   /** The request body or query does not match the route's schema. */
   BAD_REQUEST: { status: 400, errno: 22, text: 'bad request' },
   PAYLOAD_TOO_LARGE: { status: 413, errno: 27, text: 'request body too large' },
-  NOT_FOUND: { status: 404, errno: 2, text: 'no such route' },
+  NOT_FOUND: { status: 404, errno: 38, text: 'no such route' },
   /** A chunk's bytes do not hash to its name. */
   HASH_MISMATCH: { status: 422, errno: 5, text: 'chunk content does not match its hash' },
   /** A commit names chunks the cluster does not hold with enough copies; upload them and commit again. */

@@ -214,6 +214,39 @@ export const nameApi = {
     idempotent: true,
   }),
 
+  getxattr: route({
+    method: 'GET',
+    path: '/fs/xattr',
+    input: z.object({ path: AbsPath, name: z.string().min(1).max(1024) }),
+    output: z.object({ value: z.base64() }),
+    auth: CLIENT,
+    idempotent: true,
+  }),
+  listxattr: route({ method: 'GET', path: '/fs/xattrs', input: PathQuery, output: z.object({ names: z.array(z.string()) }), auth: CLIENT, idempotent: true }),
+  setxattr: route({
+    method: 'POST',
+    path: '/fs/xattr',
+    input: z.object({
+      path: AbsPath,
+      name: z.string().min(1).max(1024),
+      /** base64 */
+      value: z.base64().max(200_000),
+      /** XATTR_CREATE (1) or XATTR_REPLACE (2). */
+      flags: z.number().int().min(0).max(3).default(0),
+    }),
+    output: Empty,
+    auth: CLIENT,
+    idempotent: true,
+  }),
+  removexattr: route({
+    method: 'DELETE',
+    path: '/fs/xattr',
+    input: z.object({ path: AbsPath, name: z.string().min(1).max(1024) }),
+    output: Empty,
+    auth: CLIENT,
+    idempotent: false,
+  }),
+
   /** Attributes, chunk list with live replica locations, and replication state of a file. */
   info: route({ method: 'GET', path: '/fs/file', input: PathQuery, output: FileInfo, auth: CLIENT, idempotent: true }),
 };

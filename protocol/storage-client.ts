@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { Readable } from 'node:stream';
 import { DfsError, isErrorCode } from './errors.js';
@@ -12,6 +12,11 @@ export const CHUNK_TIMEOUT_MS = 60_000;
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/** SHA-256 off the main thread (WebCrypto runs it on the thread pool): hashing 4 MiB never stalls I/O. */
+export async function sha256Async(data: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
 }
 
 export interface PutChunkOptions {
@@ -71,7 +76,7 @@ export async function getChunk(serverUrl: string, hash: string, options: GetChun
   } catch (err) {
     throw toDfsError(err, `GET ${url}`);
   }
-  if (!options.range && sha256(data) !== hash) {
+  if (!options.range && (await sha256Async(data)) !== hash) {
     throw new DfsError('HASH_MISMATCH', `${url}: served bytes do not match the chunk's hash`, { hash, url: serverUrl });
   }
   return data;

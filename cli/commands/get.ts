@@ -49,7 +49,8 @@ export const get = defineCommand({
   run: async (args, ctx) => {
     const remote = ctx.resolve(args.remote);
     const attr = await ctx.client.stat(remote);
-    if (args.local === '-') {
+    // yargs re-parses positionals as `--local <value>`, which turns a lone `-` into '' (never a usable path).
+    if (args.local === '-' || args.local === '') {
       for await (const data of ctx.client.readFile(remote)) process.stdout.write(data);
       return;
     }

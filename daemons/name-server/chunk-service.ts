@@ -58,6 +58,9 @@ export class ChunkService {
   }
 
   async commit(input: { path: string; ino?: number | undefined; chunks: ChunkRef[]; size: number; mtime?: string | undefined }): Promise<Attr> {
+    // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
+    // send the writer off to upload its chunks first).
+    this.namespace.checkChunkList(input.path, input.chunks, input.size);
     const current = input.ino !== undefined ? { ino: input.ino } : await this.namespace.inode(input.path);
     const old = new Set((await this.meta.read.fileChunks(current.ino)).map((c) => c.hash));
     const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash));

@@ -84,11 +84,14 @@ export class Collector {
           await this.calls.deleteChunk(node.url, hash);
           this.deletesDone += 1;
         } catch (err) {
-          // Stored again since the delete was queued: its new report keeps it. Anything else: retry later.
+          // Refused as stored too recently, or failed: retry on a later pass. A chunk stored again on purpose
+          // is reported (or recorded as a copy), which removes this queued delete; one merely stored less than
+          // the storage server's clock-skew allowance ago (a file deleted right after it was written) is not,
+          // and must still go, so a refusal never drops the queued delete by itself.
           if (!(err instanceof DfsError && err.code === 'CHUNK_REFRESHED')) {
             this.log.info({ hash, server: id, err: (err as Error).message }, 'delete failed; will retry');
-            return;
           }
+          return;
         }
         await this.meta.write((tx) => tx.removeDelete(hash, id));
       });

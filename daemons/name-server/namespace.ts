@@ -16,6 +16,14 @@ export interface NamespaceOptions {
 }
 
 const PERMISSION_BITS = 0o7777;
+const S_ISGID = 0o2000;
+/** Longest xattr name and value, as Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX. */
+const XATTR_NAME_MAX = 255;
+const XATTR_SIZE_MAX = 65536;
+/** Namespaces whose attributes are stored. `system.*` (ACLs) is not: storing an ACL we do not enforce would lie. */
+const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.'];
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
 const isDir = (mode: number): boolean => (mode & S_IFMT) === fileTypes.dir;
 const isFile = (mode: number): boolean => (mode & S_IFMT) === fileTypes.file;
 
@@ -128,7 +136,13 @@ export class Namespace {
 
   private async makeDir(tx: MetaTx, parent: InodeRow, name: string, mode: number, uid: number, gid: number): Promise<InodeRow> {
     const now = nowNs();
-    const row = { mode: fileTypes.dir | (mode & PERMISSION_BITS), uid, gid, size: 0, nlink: 2, rdev: 0, atime: now, mtime: now, ctime: now, version: 0, target: null };
+    // A directory in a set-group-ID directory takes its group and its set-group-ID bit (as ext4).
+    const inherit = (parent.mode & S_ISGID) !== 0;
+    const row = {
+      mode: fileTypes.dir | (mode & PERMISSION_BITS) | (inherit ? S_ISGID : 0),
+      uid,
+      gid: inherit ? parent.gid : gid,
+      size: 0, nlink: 2, rdev: 0, atime: now, mtime: now, ctime: now, version: 0, target: null };
     const ino = await tx.insertInode(row);
     await tx.insertEntry(parent.ino, name, ino);
     await tx.updateInode(parent.ino, { nlink: parent.nlink + 1, mtime: now, ctime: now });
@@ -147,7 +161,8 @@ export class Namespace {
       const type = mode & S_IFMT || fileTypes.file;
       if (type === fileTypes.dir || type === fileTypes.symlink || typeOfMode(type) === undefined) throw fsError('EINVAL', path);
       const now = nowNs();
-      const row = { mode: type | (mode & PERMISSION_BITS), uid, gid, size: 0, nlink: 1, rdev, atime: now, mtime: now, ctime: now, version: 0, target: null };
+      const group = parent.mode & S_ISGID ? parent.gid : gid;
+      const row = { mode: type | (mode & PERMISSION_BITS), uid, gid: group, size: 0, nlink: 1, rdev, atime: now, mtime: now, ctime: now, version: 0, target: null };
       const ino = await tx.insertInode(row);
       await tx.insertEntry(parent.ino, name, ino);
       await tx.updateInode(parent.ino, { mtime: now, ctime: now });
@@ -163,7 +178,7 @@ export class Namespace {
       const row = {
         mode: fileTypes.symlink | 0o777,
         uid,
-        gid,
+        gid: parent.mode & S_ISGID ? parent.gid : gid,
         size: Buffer.byteLength(target),
         nlink: 1,
         rdev: 0,
@@ -318,7 +333,7 @@ export class Namespace {
   }
 
   /** A file's chunks are fixed-size pieces: all but the last exactly chunkSize, adding up to the size. */
-  private checkChunkList(path: string, chunks: readonly ChunkRef[], size: number): void {
+  checkChunkList(path: string, chunks: readonly ChunkRef[], size: number): void {
     const { chunkSize } = this.options;
     let total = 0;
     chunks.forEach((chunk, i) => {
@@ -361,9 +376,53 @@ export class Namespace {
     });
   }
 
+  async getXattr(path: string, name: string): Promise<Buffer> {
+    const inode = await resolve(this.meta.read, path);
+    checkXattrName(name);
+    const value = await this.meta.read.getXattr(inode.ino, name);
+    if (value === undefined) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
+    return value;
+  }
+
+  async listXattrs(path: string): Promise<string[]> {
+    const inode = await resolve(this.meta.read, path);
+    return this.meta.read.listXattrs(inode.ino);
+  }
+
+  setXattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    checkXattrName(name);
+    if (value.length > XATTR_SIZE_MAX) throw new DfsError('E2BIG', `${name}: value longer than ${XATTR_SIZE_MAX} bytes`);
+    return this.meta.write(async (tx) => {
+      const inode = await resolve(tx, path);
+      // Linux allows user.* attributes only on regular files and directories.
+      if (name.startsWith('user.') && !isFile(inode.mode) && !isDir(inode.mode)) throw fsError('EPERM', path);
+      const exists = (await tx.getXattr(inode.ino, name)) !== undefined;
+      if (flags & XATTR_CREATE && exists) throw fsError('EEXIST', path);
+      if (flags & XATTR_REPLACE && !exists) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
+      await tx.setXattr(inode.ino, name, value);
+      await tx.updateInode(inode.ino, { ctime: nowNs() });
+    });
+  }
+
+  removeXattr(path: string, name: string): Promise<void> {
+    checkXattrName(name);
+    return this.meta.write(async (tx) => {
+      const inode = await resolve(tx, path);
+      if (!(await tx.removeXattr(inode.ino, name))) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
+      await tx.updateInode(inode.ino, { ctime: nowNs() });
+    });
+  }
+
   /** One name of an inode is gone: drop the inode with its last name. */
   private async dropLink(tx: MetaTx, inode: InodeRow, now: string): Promise<void> {
     if (inode.nlink <= 1) await tx.deleteInode(inode.ino, Date.now(), this.options.deleteGraceMs);
     else await tx.updateInode(inode.ino, { nlink: inode.nlink - 1, ctime: now });
+  }
+}
+
+function checkXattrName(name: string): void {
+  if (name.length === 0 || Buffer.byteLength(name) > XATTR_NAME_MAX) throw new DfsError('ERANGE', `bad attribute name length: ${name.length}`);
+  if (!XATTR_NAMESPACES.some((prefix) => name.startsWith(prefix) && name.length > prefix.length)) {
+    throw new DfsError('EOPNOTSUPP', `attribute ${name} is not supported (only ${XATTR_NAMESPACES.join(', ')})`);
   }
 }

@@ -158,6 +158,14 @@ class SqliteReader implements MetaReader {
     );
     return row ?? { files: 0, dirs: 0, chunks: 0, bytes: 0, pendingDeletes: 0 };
   }
+
+  async getXattr(ino: number, name: string): Promise<Buffer | undefined> {
+    return (await this.db.get<{ value: Buffer }>('SELECT value FROM xattrs WHERE ino = ? AND name = ?', [ino, name]))?.value;
+  }
+
+  async listXattrs(ino: number): Promise<string[]> {
+    return (await this.db.all<{ name: string }>('SELECT name FROM xattrs WHERE ino = ? ORDER BY name', [ino])).map((r) => r.name);
+  }
 }
 
 class SqliteTx extends SqliteReader implements MetaTx {
@@ -218,8 +226,11 @@ class SqliteTx extends SqliteReader implements MetaTx {
     if (old.length > chunks.length) await this.db.run('DELETE FROM file_chunks WHERE ino = ? AND idx >= ?', [ino, chunks.length]);
     for (const [hash, delta] of refDelta) {
       if (delta === 0) continue;
+      // A chunk that loses its last reference waits the delete grace from now, not what is left of the
+      // upload grace it got when it was stored (that is for chunks never committed): a file deleted soon
+      // after it was written frees its space after the delete grace, not an hour later.
       await this.db.run(
-        `UPDATE chunks SET refs = refs + ?1, gc_after = CASE WHEN refs + ?1 <= 0 THEN max(gc_after, ?2) ELSE gc_after END WHERE hash = ?3`,
+        `UPDATE chunks SET refs = refs + ?1, gc_after = CASE WHEN refs + ?1 <= 0 THEN ?2 ELSE gc_after END WHERE hash = ?3`,
         [delta, now + deleteGraceMs, hash],
       );
     }
@@ -263,6 +274,14 @@ class SqliteTx extends SqliteReader implements MetaTx {
 
   async removeDelete(hash: string, serverId: string): Promise<void> {
     await this.db.run('DELETE FROM delete_queue WHERE server_id = ? AND hash = ?', [serverId, hash]);
+  }
+
+  async setXattr(ino: number, name: string, value: Buffer): Promise<void> {
+    await this.db.run('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', [ino, name, value]);
+  }
+
+  async removeXattr(ino: number, name: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM xattrs WHERE ino = ? AND name = ?', [ino, name])).changes > 0;
   }
 }
 

@@ -84,6 +84,8 @@ export interface MetaReader {
   garbage(now: number, limit: number): Promise<ChunkRow[]>;
   pendingDeletes(serverId: string, limit: number): Promise<string[]>;
   counts(): Promise<{ files: number; dirs: number; chunks: number; bytes: number; pendingDeletes: number }>;
+  getXattr(ino: number, name: string): Promise<Buffer | undefined>;
+  listXattrs(ino: number): Promise<string[]>;
 }
 
 export interface MetaTx extends MetaReader {
@@ -107,6 +109,9 @@ export interface MetaTx extends MetaReader {
   upsertServer(server: ServerRow): Promise<boolean>;
   queueDelete(hash: string, serverId: string, now: number): Promise<void>;
   removeDelete(hash: string, serverId: string): Promise<void>;
+  setXattr(ino: number, name: string, value: Buffer): Promise<void>;
+  /** Returns whether the attribute existed. */
+  removeXattr(ino: number, name: string): Promise<boolean>;
   /** Runs `fn` after this transaction commits (wake a worker, answer a waiter). */
   afterCommit(fn: () => void): void;
 }

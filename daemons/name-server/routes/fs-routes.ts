@@ -29,4 +29,14 @@ export function fsRoutes(router: Router, secret: string, ns: Namespace, chunks: 
   serve(router, secret, nameApi.link, (input) => ns.link(input.existing, input.path));
   serve(router, secret, nameApi.copy, (input) => ns.copy(input.from, input.to, input.overwrite, input.uid, input.gid));
   serve(router, secret, nameApi.info, (input) => chunks.info(input.path));
+  serve(router, secret, nameApi.getxattr, async (input) => ({ value: (await ns.getXattr(input.path, input.name)).toString('base64') }));
+  serve(router, secret, nameApi.listxattr, async (input) => ({ names: await ns.listXattrs(input.path) }));
+  serve(router, secret, nameApi.setxattr, async (input) => {
+    await ns.setXattr(input.path, input.name, Buffer.from(input.value, 'base64'), input.flags);
+    return {};
+  });
+  serve(router, secret, nameApi.removexattr, async (input) => {
+    await ns.removeXattr(input.path, input.name);
+    return {};
+  });
 }

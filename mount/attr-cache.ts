@@ -1,0 +1,72 @@
+import type { Attr } from '../protocol/schemas.js';
+
+interface Timed<T> {
+  value: T;
+  expires: number;
+}
+
+/** More entries than this and the cache starts over (cheaper than tracking recency for every stat). */
+const MAX_ENTRIES = 200_000;
+
+/**
+ * Attributes and names seen recently, for a short time: path → inode number, inode number → attributes.
+ * Keyed by inode too, so a change made through one hard link shows through every name of the file.
+ * Changes made by this mount update or drop entries at once; other clients' changes show after the TTL.
+ */
+export class AttrCache {
+  private readonly paths = new Map<string, Timed<number>>();
+  private readonly attrs = new Map<number, Timed<Attr>>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  get(path: string): Attr | undefined {
+    const now = Date.now();
+    const ino = this.paths.get(path);
+    if (!ino || ino.expires < now) return undefined;
+    const attr = this.attrs.get(ino.value);
+    if (!attr || attr.expires < now) return undefined;
+    return attr.value;
+  }
+
+  put(path: string, attr: Attr): void {
+    if (this.ttlMs <= 0) return;
+    if (this.paths.size > MAX_ENTRIES || this.attrs.size > MAX_ENTRIES) this.clear();
+    const expires = Date.now() + this.ttlMs;
+    this.paths.set(path, { value: attr.ino, expires });
+    this.attrs.set(attr.ino, { value: attr, expires });
+  }
+
+  /** Updates the attributes of an inode already known (a commit or setattr answered them). */
+  putAttr(attr: Attr): void {
+    if (this.ttlMs <= 0) return;
+    this.attrs.set(attr.ino, { value: attr, expires: Date.now() + this.ttlMs });
+  }
+
+  inoOf(path: string): number | undefined {
+    const entry = this.paths.get(path);
+    return entry && entry.expires >= Date.now() ? entry.value : undefined;
+  }
+
+  /** Forgets a name and the inode it led to (its link count or times changed). */
+  forget(path: string): void {
+    const entry = this.paths.get(path);
+    if (entry) this.attrs.delete(entry.value);
+    this.paths.delete(path);
+  }
+
+  forgetIno(ino: number): void {
+    this.attrs.delete(ino);
+  }
+
+  /** Forgets a path and everything below it (a directory was renamed or removed). */
+  forgetTree(path: string): void {
+    this.forget(path);
+    const prefix = path === '/' ? '/' : `${path}/`;
+    for (const key of this.paths.keys()) if (key.startsWith(prefix)) this.paths.delete(key);
+  }
+
+  clear(): void {
+    this.paths.clear();
+    this.attrs.clear();
+  }
+}

@@ -1,0 +1,72 @@
+import type { DfsClient } from '../client/dfs-client.js';
+import { Semaphore } from '../common/semaphore.js';
+import type { Logger } from '../common/log.js';
+import { DfsError } from '../protocol/errors.js';
+import { nameApi } from '../protocol/name-api.js';
+import type { Attr, ChunkRef, ServerRef } from '../protocol/schemas.js';
+import { sha256Async } from '../protocol/storage-client.js';
+import type { ChunkCache } from './chunk-cache.js';
+import type { FileBackend } from './open-file.js';
+
+/** The cluster as open files see it: chunk bytes through the cache, uploads bounded, commits. */
+export class MountBackend implements FileBackend {
+  private readonly uploads: Semaphore;
+
+  constructor(
+    private readonly client: DfsClient,
+    private readonly cache: ChunkCache,
+    readonly chunkSize: number,
+    uploadConcurrency: number,
+    private readonly log: Logger,
+  ) {
+    this.uploads = new Semaphore(uploadConcurrency);
+  }
+
+  readChunk(hash: string, servers: readonly ServerRef[], path: string): Promise<Buffer> {
+    return this.cache.fetch(hash, async () => {
+      if (servers.length > 0) {
+        try {
+          return await this.client.chunks.read({ hash, servers: [...servers] });
+        } catch (err) {
+          this.log.warn({ hash, path, err: (err as Error).message }, 'replicas failed; asking the name server again');
+        }
+      }
+      // Locations may have changed (a server died and repair moved the copies): ask again.
+      const info = await this.client.info(path);
+      const location = info.chunks.find((c) => c.hash === hash);
+      if (!location) throw new DfsError('EIO', `${path}: chunk ${hash} is no longer part of the file`);
+      return this.client.chunks.read(location);
+    });
+  }
+
+  prefetch(hash: string, servers: readonly ServerRef[], path: string): void {
+    this.readChunk(hash, servers, path).catch(() => undefined);
+  }
+
+  hash(data: Buffer): Promise<string> {
+    return sha256Async(data);
+  }
+
+  async missing(hashes: readonly string[]): Promise<Set<string>> {
+    if (hashes.length === 0) return new Set();
+    return new Set((await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes] })).missing);
+  }
+
+  upload(hash: string, data: Buffer): Promise<ServerRef[]> {
+    return this.client.chunks.upload(hash, data);
+  }
+
+  async uploadSlot(): Promise<() => void> {
+    await this.uploads.acquire();
+    return () => this.uploads.release();
+  }
+
+  remember(hash: string, data: Buffer): void {
+    this.cache.put(hash, data);
+  }
+
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined): Promise<Attr> {
+    // A commit of a large file waits for the name server to copy chunks up to the quorum: allow for it.
+    return this.client.ns.call(nameApi.commit, { path, ino, chunks, size, ...(mtime ? { mtime } : {}) }, { timeoutMs: 300_000 });
+  }
+}

@@ -1,0 +1,156 @@
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import Fuse from 'fuse-native';
+import type { DfsClient } from '../client/dfs-client.js';
+import type { Logger } from '../common/log.js';
+import { fuseOps } from './fuse-adapter.js';
+import { Vfs } from './vfs.js';
+
+export interface MountOptions {
+  mountpoint: string;
+  client: DfsClient;
+  /** Bytes of chunk data cached in memory. */
+  cacheBytes: number;
+  /** How long this mount trusts attributes without asking (changes by other clients show after this). */
+  attrTtlMs: number;
+  /** How long the kernel trusts a name lookup. */
+  entryTimeoutS: number;
+  uploadConcurrency: number;
+  /** Other users may use the mount, with the kernel checking permissions (default: when run as root). */
+  allowOther: boolean;
+  log: Logger;
+}
+
+export const mountDefaults = {
+  /** Enough for a few large files' worth of read-ahead and re-reads, small enough for any laptop. */
+  cacheBytes: 256 * 1024 * 1024,
+  attrTtlMs: 1_000,
+  entryTimeoutS: 1,
+  /** 4 chunk uploads in flight: 16 MiB of unflushed data per mount at most, beyond the chunk being written. */
+  uploadConcurrency: 4,
+};
+
+/**
+ * Per-operation limits. Flush, release and fsync of a large file wait for its upload and commit, so they
+ * get far more than fuse-native's 15 s default; remote calls inside have their own, shorter timeouts.
+ */
+const OPERATION_TIMEOUTS = {
+  default: 60_000,
+  read: 180_000,
+  write: 300_000,
+  flush: 900_000,
+  release: 900_000,
+  fsync: 900_000,
+  truncate: 900_000,
+  ftruncate: 300_000,
+};
+
+export interface RunningMount {
+  mountpoint: string;
+  vfs: Vfs;
+  /** Flushes open files, unmounts, and resolves when done. */
+  unmount(): Promise<void>;
+  /** Resolves when the mount is gone (unmounted by us, or by someone else with fusermount -u). */
+  gone: Promise<void>;
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolvePromise, reject) => execFile(cmd, args, (err) => (err ? reject(err) : resolvePromise())));
+}
+
+/** Whether `path` is a mount point, per /proc/self/mountinfo (reading it never touches the mount). */
+async function isMounted(path: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const escaped = path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return info.split('\n').some((line) => line.split(' ')[4] === escaped);
+}
+
+/**
+ * A mount left behind by a crashed mount process answers ENOTCONN: unmount it (lazily) before mounting.
+ * A live mount of someone else's is left alone.
+ */
+async function clearStaleMount(mountpoint: string, log: Logger): Promise<void> {
+  if (!(await isMounted(mountpoint))) return;
+  try {
+    await stat(mountpoint);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED' || code === 'EIO') {
+      log.warn({ mountpoint }, 'cleaning up a stale mount left by a crashed mount process');
+      await run('fusermount', ['-uz', mountpoint]);
+      return;
+    }
+    throw err;
+  }
+  throw new Error(`${mountpoint} is already mounted (fusermount -u ${mountpoint} to release it)`);
+}
+
+export async function startMount(options: MountOptions): Promise<RunningMount> {
+  const { log } = options;
+  const mountpoint = resolve(options.mountpoint);
+  await clearStaleMount(mountpoint, log);
+  await mkdir(mountpoint, { recursive: true });
+  const vfs = await Vfs.create(options.client, { attrTtlMs: options.attrTtlMs, cacheBytes: options.cacheBytes, uploadConcurrency: options.uploadConcurrency }, log);
+  let fuse: Fuse | undefined;
+  const ops = fuseOps(vfs, () => fuse!, log);
+  fuse = new Fuse(mountpoint, ops, {
+    timeout: OPERATION_TIMEOUTS,
+    allowOther: options.allowOther,
+    defaultPermissions: options.allowOther,
+    fsname: 'dfs',
+    subtype: 'dfs',
+    options: [
+      // Writes arrive 128 KiB at a time rather than 4 KiB (fuse-native has no flag for these).
+      'big_writes',
+      'max_write=131072',
+      'max_read=131072',
+      'max_readahead=1048576',
+      // Our inode numbers, so every name of a hard-linked file shows the same one.
+      'use_ino',
+      'readdir_ino',
+      // The kernel asks for attributes every time (answered from this process's cache): sizes and link
+      // counts are right through every name at once. Names are trusted briefly; missing names are not.
+      'attr_timeout=0',
+      `entry_timeout=${options.entryTimeoutS}`,
+      'negative_timeout=0',
+      // Keep the page cache of a file across opens while its size and time do not change.
+      'auto_cache',
+    ],
+  });
+  await new Promise<void>((resolvePromise, reject) => fuse!.mount((err) => (err ? reject(err) : resolvePromise())));
+  log.info({ mountpoint, chunkSize: vfs.chunkSize }, 'mounted');
+
+  let unmounting: Promise<void> | undefined;
+  let goneResolve: () => void = () => undefined;
+  const gone = new Promise<void>((r) => (goneResolve = r));
+  // Someone else may unmount us (fusermount -u); fuse-native keeps running then, so watch for it.
+  const watch = setInterval(() => {
+    void isMounted(mountpoint).then((mounted) => {
+      if (!mounted && !unmounting) {
+        log.warn({ mountpoint }, 'unmounted from outside');
+        clearInterval(watch);
+        void vfs.flushAll().finally(goneResolve);
+      }
+    });
+  }, 1_000);
+  watch.unref();
+
+  const unmount = (): Promise<void> => {
+    unmounting ??= (async () => {
+      clearInterval(watch);
+      await vfs.flushAll();
+      await new Promise<void>((resolvePromise) =>
+        fuse!.unmount((err) => {
+          if (err) log.warn({ err: err.message }, 'unmount failed; detaching lazily');
+          resolvePromise();
+        }),
+      );
+      if (await isMounted(mountpoint)) await run('fusermount', ['-uz', mountpoint]).catch(() => undefined);
+      log.info({ mountpoint }, 'unmounted');
+      goneResolve();
+    })();
+    return unmounting;
+  };
+  return { mountpoint, vfs, unmount, gone };
+}

@@ -1,0 +1,350 @@
+import { Mutex } from '../common/semaphore.js';
+import { DfsError } from '../protocol/errors.js';
+import type { Attr, ChunkLocation, ChunkRef, ServerRef } from '../protocol/schemas.js';
+import { nowNs } from '../protocol/time.js';
+
+/** What an open file needs from the rest of the mount. */
+export interface FileBackend {
+  readonly chunkSize: number;
+  /** A chunk's bytes: from the cache, else from `servers`, else from wherever the name server says. */
+  readChunk(hash: string, servers: readonly ServerRef[], path: string): Promise<Buffer>;
+  /** Starts reading a chunk into the cache, without waiting. */
+  prefetch(hash: string, servers: readonly ServerRef[], path: string): void;
+  hash(data: Buffer): Promise<string>;
+  /** Which of these chunks the cluster lacks. */
+  missing(hashes: readonly string[]): Promise<Set<string>>;
+  /** Stores a chunk on a replication chain; the servers that hold it now. */
+  upload(hash: string, data: Buffer): Promise<ServerRef[]>;
+  /** Waits for a place among the uploads in flight (bounds the memory that dirty data takes). */
+  uploadSlot(): Promise<() => void>;
+  /** Keeps a chunk's bytes in the cache (just written: reading it back costs nothing). */
+  remember(hash: string, data: Buffer): void;
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined): Promise<Attr>;
+}
+
+/** A chunk of the file as this mount holds it. */
+type Slot =
+  /** On storage servers (committed, or uploaded and not yet committed). */
+  | { kind: 'stored'; hash: string; size: number; servers: ServerRef[] }
+  /** All zeros (a hole made by truncate or a write past the end); nothing is held. */
+  | { kind: 'zero'; size: number }
+  /** Changed here; `data` holds at least `size` bytes. */
+  | DirtySlot
+  /** Being uploaded; writers wait for it to become stored. */
+  | { kind: 'uploading'; data: Buffer; size: number; done: Promise<void> };
+
+interface DirtySlot {
+  kind: 'dirty';
+  data: Buffer;
+  size: number;
+}
+
+/** Smallest buffer a dirty chunk starts with: small files do not take a whole chunk of memory. */
+const MIN_BUFFER = 64 * 1024;
+/** How many commits to try when the name server says chunks are missing (re-uploading them between). */
+const COMMIT_ATTEMPTS = 3;
+
+/**
+ * One file open in this mount, shared by every handle on its inode. Writes change chunks in memory;
+ * each chunk that a write fills is uploaded in the background (bounded), and flush/fsync uploads the
+ * rest and commits the new chunk list: close-to-open consistency, with close returning only once the
+ * commit is acknowledged. Only changed chunks are uploaded, and only if the cluster lacks them.
+ */
+export class OpenFile {
+  private slots: Slot[];
+  size: number;
+  /** The last committed attributes. */
+  attr: Attr;
+  dirty = false;
+  /** Handles open on it in this mount. */
+  handles = 0;
+  private lastWrite: string | undefined;
+  /** Times set while the file had unflushed changes; they win over the time of the last write. */
+  private mtimeOverride: string | undefined;
+  private readonly lock = new Mutex();
+  /** An upload that failed in the background: the next write and flush report it. */
+  private stickyError: unknown;
+  private readonly uploads = new Set<Promise<void>>();
+
+  constructor(
+    readonly ino: number,
+    public path: string,
+    attr: Attr,
+    chunks: readonly ChunkLocation[],
+    private readonly backend: FileBackend,
+  ) {
+    this.attr = attr;
+    this.size = attr.size;
+    this.slots = chunks.map((c) => ({ kind: 'stored', hash: c.hash, size: c.size, servers: c.servers }));
+  }
+
+  /** Takes a newer committed version (another client's close) if nothing here is unflushed. */
+  refresh(attr: Attr, chunks: readonly ChunkLocation[]): void {
+    if (this.dirty || attr.version === this.attr.version) return;
+    this.attr = attr;
+    this.size = attr.size;
+    this.slots = chunks.map((c) => ({ kind: 'stored', hash: c.hash, size: c.size, servers: c.servers }));
+  }
+
+  /** The modification time stat should show while changes are unflushed. */
+  get pendingMtime(): string | undefined {
+    return this.dirty ? (this.mtimeOverride ?? this.lastWrite) : undefined;
+  }
+
+  setTimes(mtime: string | undefined): void {
+    if (this.dirty && mtime !== undefined) this.mtimeOverride = mtime;
+  }
+
+  async read(offset: number, length: number, out: Buffer): Promise<number> {
+    if (offset >= this.size || length === 0) return 0;
+    const end = Math.min(this.size, offset + length);
+    const cs = this.backend.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((end - 1) / cs);
+    const parts: Promise<Buffer | undefined>[] = [];
+    for (let i = first; i <= last; i++) parts.push(this.slotBytes(i));
+    // Read ahead: the next chunk is fetched while this one is being consumed.
+    this.prefetch(last + 1);
+    const buffers = await Promise.all(parts);
+    for (let i = first; i <= last; i++) {
+      const chunkStart = i * cs;
+      const from = Math.max(offset, chunkStart);
+      const to = Math.min(end, chunkStart + cs);
+      const data = buffers[i - first];
+      if (data) {
+        const copied = data.copy(out, from - offset, from - chunkStart, to - chunkStart);
+        if (copied < to - from) out.fill(0, from - offset + copied, to - offset);
+      } else {
+        out.fill(0, from - offset, to - offset);
+      }
+    }
+    return end - offset;
+  }
+
+  private slotBytes(index: number): Promise<Buffer | undefined> {
+    const slot = this.slots[index];
+    if (!slot || slot.kind === 'zero') return Promise.resolve(undefined);
+    if (slot.kind === 'dirty' || slot.kind === 'uploading') return Promise.resolve(slot.data);
+    return this.backend.readChunk(slot.hash, slot.servers, this.path);
+  }
+
+  private prefetch(index: number): void {
+    const slot = this.slots[index];
+    if (slot?.kind === 'stored') this.backend.prefetch(slot.hash, slot.servers, this.path);
+  }
+
+  /** Writes bytes at `offset` (the caller turns O_APPEND into the current size). */
+  write(offset: number, data: Buffer): Promise<number> {
+    return this.lock.run(async () => {
+      if (this.stickyError) throw this.stickyError;
+      const end = offset + data.length;
+      if (end > this.size) await this.resize(end);
+      const cs = this.backend.chunkSize;
+      const first = Math.floor(offset / cs);
+      const last = Math.floor((end - 1) / cs);
+      for (let i = first; i <= last; i++) {
+        const slot = await this.materialize(i);
+        const chunkStart = i * cs;
+        const from = Math.max(offset, chunkStart);
+        const to = Math.min(end, chunkStart + cs);
+        ensureCapacity(slot, to - chunkStart, cs);
+        data.copy(slot.data, from - chunkStart, from - offset, to - offset);
+      }
+      this.dirty = true;
+      this.lastWrite = nowNs();
+      this.mtimeOverride = undefined;
+      // A chunk this write filled to its end is done being written, most likely: send it on its way.
+      for (let i = first; i <= last; i++) {
+        const slot = this.slots[i];
+        if (slot?.kind === 'dirty' && slot.size === cs && (i + 1) * cs <= end) await this.stage(i, slot);
+      }
+      return data.length;
+    });
+  }
+
+  truncate(size: number): Promise<void> {
+    return this.lock.run(async () => {
+      if (size === this.size) return;
+      await this.resize(size);
+      this.dirty = true;
+      this.lastWrite = nowNs();
+      this.mtimeOverride = undefined;
+    });
+  }
+
+  /** Grows (with zeros) or shrinks the file to `size`. Callers hold the lock. */
+  private async resize(size: number): Promise<void> {
+    const cs = this.backend.chunkSize;
+    if (size > this.size) {
+      const lastIndex = this.slots.length - 1;
+      const lastSlot = this.slots[lastIndex];
+      if (lastSlot && lastSlot.size < cs) {
+        const target = Math.min(cs, size - lastIndex * cs);
+        if (lastSlot.kind === 'zero') lastSlot.size = target;
+        else {
+          const dirty = await this.materialize(lastIndex);
+          ensureCapacity(dirty, target, cs);
+          dirty.size = target;
+        }
+      }
+      for (let i = this.slots.length; i * cs < size; i++) this.slots.push({ kind: 'zero', size: Math.min(cs, size - i * cs) });
+    } else {
+      const keep = Math.ceil(size / cs);
+      this.slots.length = keep;
+      if (keep > 0) {
+        const lastSize = size - (keep - 1) * cs;
+        const slot = this.slots[keep - 1]!;
+        if (slot.size > lastSize) {
+          if (slot.kind === 'zero') slot.size = lastSize;
+          else {
+            const dirty = await this.materialize(keep - 1);
+            // Zero what was cut off: growing again must read zeros there.
+            dirty.data.fill(0, lastSize);
+            dirty.size = lastSize;
+          }
+        }
+      }
+    }
+    this.size = size;
+  }
+
+  /** Makes a chunk changeable in memory, loading its current bytes. Callers hold the lock. */
+  private async materialize(index: number): Promise<DirtySlot> {
+    for (;;) {
+      const slot = this.slots[index];
+      if (!slot) throw new DfsError('EIO', `chunk ${index} of ${this.path} is past the end`);
+      if (slot.kind === 'dirty') return slot;
+      if (slot.kind === 'uploading') {
+        await slot.done;
+        continue;
+      }
+      let data: Buffer;
+      if (slot.kind === 'stored') {
+        const content = await this.backend.readChunk(slot.hash, slot.servers, this.path);
+        data = Buffer.alloc(Math.max(MIN_BUFFER, slot.size));
+        content.copy(data, 0, 0, slot.size);
+      } else {
+        data = Buffer.alloc(Math.min(this.backend.chunkSize, Math.max(MIN_BUFFER, slot.size)));
+      }
+      const dirty: DirtySlot = { kind: 'dirty', data, size: slot.size };
+      this.slots[index] = dirty;
+      return dirty;
+    }
+  }
+
+  /** Uploads a full chunk in the background, once a place among the uploads in flight is free. */
+  private async stage(index: number, slot: DirtySlot): Promise<void> {
+    const release = await this.backend.uploadSlot();
+    const data = slot.data.subarray(0, slot.size);
+    let finish: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const uploading: Slot = { kind: 'uploading', data: slot.data, size: slot.size, done };
+    this.slots[index] = uploading;
+    const work = (async () => {
+      try {
+        const hash = await this.backend.hash(data);
+        const servers = (await this.backend.missing([hash])).has(hash) ? await this.backend.upload(hash, data) : [];
+        this.backend.remember(hash, Buffer.from(data));
+        if (this.slots[index] === uploading) this.slots[index] = { kind: 'stored', hash, size: slot.size, servers };
+      } catch (err) {
+        this.stickyError = err;
+        if (this.slots[index] === uploading) this.slots[index] = slot;
+      } finally {
+        release();
+        finish();
+      }
+    })();
+    this.uploads.add(work);
+    void work.finally(() => this.uploads.delete(work));
+  }
+
+  /**
+   * Uploads whatever the cluster lacks and commits the chunk list. Resolves once the commit is
+   * acknowledged (the new chunks on the write quorum of servers); throws EIO, ENOSPC … when it is not.
+   */
+  flush(): Promise<void> {
+    return this.lock.run(async () => {
+      if (!this.dirty) return;
+      await Promise.all(this.uploads);
+      this.stickyError = undefined;
+      const contents = new Map<string, Buffer>();
+      const pending: { index: number; data: Buffer; size: number }[] = [];
+      // Holes share one zero buffer per size (and so one hash): a 10 GiB truncate is one chunk to store.
+      const zeros = new Map<number, Buffer>();
+      this.slots.forEach((slot, index) => {
+        if (slot.kind === 'dirty') pending.push({ index, data: slot.data.subarray(0, slot.size), size: slot.size });
+        else if (slot.kind === 'zero') {
+          let data = zeros.get(slot.size);
+          if (!data) zeros.set(slot.size, (data = Buffer.alloc(slot.size)));
+          pending.push({ index, data, size: slot.size });
+        }
+      });
+      const hashOf = new Map<Buffer, Promise<string>>();
+      const hashes = await Promise.all(
+        pending.map((p) => {
+          let hash = hashOf.get(p.data);
+          if (!hash) hashOf.set(p.data, (hash = this.backend.hash(p.data)));
+          return hash;
+        }),
+      );
+      pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
+      const missing = await this.backend.missing([...contents.keys()]);
+      const located = new Map<string, ServerRef[]>();
+      await Promise.all(
+        [...missing].map(async (hash) => {
+          const release = await this.backend.uploadSlot();
+          try {
+            located.set(hash, await this.backend.upload(hash, contents.get(hash)!));
+          } finally {
+            release();
+          }
+        }),
+      );
+      pending.forEach((p, i) => {
+        const hash = hashes[i]!;
+        this.slots[p.index] = { kind: 'stored', hash, size: p.size, servers: located.get(hash) ?? [] };
+      });
+      const attr = await this.commitWithRetry(contents);
+      for (const [hash, data] of contents) this.backend.remember(hash, Buffer.from(data));
+      this.attr = attr;
+      this.size = attr.size;
+      this.dirty = false;
+      this.lastWrite = undefined;
+      this.mtimeOverride = undefined;
+    });
+  }
+
+  private async commitWithRetry(contents: Map<string, Buffer>): Promise<Attr> {
+    const chunks: ChunkRef[] = this.slots.map((slot) => {
+      if (slot.kind !== 'stored') throw new DfsError('EIO', `${this.path}: chunk not uploaded`);
+      return { hash: slot.hash, size: slot.size };
+    });
+    const mtime = this.mtimeOverride ?? this.lastWrite;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.backend.commit(this.path, this.ino, chunks, this.size, mtime);
+      } catch (err) {
+        if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
+        // Copies went missing between upload and commit (servers died): upload them again.
+        const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
+        await Promise.all(
+          [...missing].map(async (hash) => {
+            const slot = this.slots.find((s) => s.kind === 'stored' && s.hash === hash);
+            const data = contents.get(hash) ?? (slot?.kind === 'stored' ? await this.backend.readChunk(hash, slot.servers, this.path) : undefined);
+            if (!data) throw new DfsError('EIO', `${this.path}: chunk ${hash} was lost before the commit`);
+            await this.backend.upload(hash, data);
+          }),
+        );
+      }
+    }
+  }
+}
+
+/** Grows a dirty chunk's buffer (zero-filled) to hold `needed` bytes, doubling up to a whole chunk. */
+function ensureCapacity(slot: DirtySlot, needed: number, chunkSize: number): void {
+  if (needed > slot.size) slot.size = needed;
+  if (slot.data.length >= needed) return;
+  const grown = Buffer.alloc(Math.min(chunkSize, Math.max(needed, slot.data.length * 2)));
+  slot.data.copy(grown);
+  slot.data = grown;
+}

@@ -1,0 +1,402 @@
+import { constants } from 'node:fs';
+import type { DfsClient } from '../client/dfs-client.js';
+import type { Logger } from '../common/log.js';
+import { DfsError, fsError } from '../protocol/errors.js';
+import { nameApi, type ClusterStatus, type FileInfo } from '../protocol/name-api.js';
+import { parentAndName } from '../protocol/names.js';
+import { fileTypes, type Attr } from '../protocol/schemas.js';
+import { nowNs } from '../protocol/time.js';
+import { AttrCache } from './attr-cache.js';
+import { MountBackend } from './backend.js';
+import { ChunkCache } from './chunk-cache.js';
+import { OpenFile } from './open-file.js';
+
+export interface VfsOptions {
+  /** How long attributes and names are trusted without asking the name server (other clients' changes). */
+  attrTtlMs: number;
+  /** Bytes of chunk data kept in memory. */
+  cacheBytes: number;
+  /** Chunk uploads in flight at once (bounds the memory unflushed writes take). */
+  uploadConcurrency: number;
+}
+
+export interface Caller {
+  uid: number;
+  gid: number;
+}
+
+/** A time as utimensat gives it: a time, now, or leave it alone. */
+export type TimeSet = { ns: string } | 'now' | 'omit';
+
+interface Handle {
+  file: OpenFile;
+  flags: number;
+}
+
+/** chown's "leave unchanged" (-1 as an unsigned 32-bit id). */
+const ID_UNCHANGED = 0xffffffff;
+const O_ACCMODE = 3;
+const XATTR_PREFIX = 'user.dfs.';
+const VIRTUAL_XATTRS = ['replicas', 'copies', 'version', 'chunks', 'servers', 'fully_replicated'].map((n) => XATTR_PREFIX + n);
+
+function childPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+function parentOf(path: string): string {
+  return path === '/' ? '/' : parentAndName(path).parent;
+}
+
+/**
+ * The POSIX file system over the cluster, with no kernel in sight: every method takes paths or handles
+ * and returns values or throws a DfsError (mapped to an errno in one place by the FUSE adapter).
+ * Open files are shared per inode; attribute and chunk caches sit in front of the name server and the
+ * storage servers.
+ */
+export class Vfs {
+  private readonly files = new Map<number, OpenFile>();
+  private readonly handles = new Map<number, Handle>();
+  private nextFd = 1;
+  private statfsCache: { at: number; status: ClusterStatus } | undefined;
+  readonly attrs: AttrCache;
+  readonly chunks: ChunkCache;
+  private readonly backend: MountBackend;
+
+  private constructor(
+    private readonly client: DfsClient,
+    readonly chunkSize: number,
+    options: VfsOptions,
+    private readonly log: Logger,
+  ) {
+    this.attrs = new AttrCache(options.attrTtlMs);
+    this.chunks = new ChunkCache(options.cacheBytes);
+    this.backend = new MountBackend(client, this.chunks, chunkSize, options.uploadConcurrency, log);
+  }
+
+  static async create(client: DfsClient, options: VfsOptions, log: Logger): Promise<Vfs> {
+    return new Vfs(client, await client.chunkSize(), options, log);
+  }
+
+  private ns(): DfsClient['ns'] {
+    return this.client.ns;
+  }
+
+  /** Attributes with what this mount has not flushed yet laid over them (size, modification time). */
+  private overlay(attr: Attr): Attr {
+    const file = this.files.get(attr.ino);
+    if (!file?.dirty) return attr;
+    return { ...attr, size: file.size, mtime: file.pendingMtime ?? attr.mtime };
+  }
+
+  async getattr(path: string): Promise<Attr> {
+    let attr = this.attrs.get(path);
+    if (!attr) {
+      attr = await this.ns().call(nameApi.stat, { path });
+      this.attrs.put(path, attr);
+    }
+    return this.overlay(attr);
+  }
+
+  async fgetattr(path: string, fd: number): Promise<Attr> {
+    const handle = this.handles.get(fd);
+    if (!handle) return this.getattr(path);
+    const attr = this.attrs.get(path);
+    return this.overlay(attr && attr.ino === handle.file.ino ? attr : handle.file.attr);
+  }
+
+  /** Entries of a directory with their attributes, `.` and `..` first. */
+  async readdir(path: string): Promise<{ name: string; attr: Attr }[]> {
+    const { attr, entries } = await this.ns().call(nameApi.list, { path });
+    this.attrs.put(path, attr);
+    const parent = (path !== '/' && this.attrs.get(parentOf(path))) || attr;
+    const out = [
+      { name: '.', attr },
+      { name: '..', attr: parent },
+    ];
+    for (const entry of entries) {
+      this.attrs.put(childPath(path, entry.name), entry.attr);
+      out.push({ name: entry.name, attr: this.overlay(entry.attr) });
+    }
+    return out;
+  }
+
+  /** A directory's attributes changed (an entry came or went): ask again next time. */
+  private touched(...paths: string[]): void {
+    for (const path of paths) {
+      this.attrs.forget(path);
+      this.attrs.forget(parentOf(path));
+    }
+  }
+
+  async mkdir(path: string, mode: number, caller: Caller): Promise<Attr> {
+    const attr = await this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid });
+    this.touched(path);
+    this.attrs.put(path, attr);
+    return attr;
+  }
+
+  /** mknod: fifos, sockets and device nodes are metadata only; a regular file is an empty file. */
+  async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
+    const attr = await this.ns().call(nameApi.create, { path, mode, rdev, uid: caller.uid, gid: caller.gid, exclusive: true });
+    this.touched(path);
+    this.attrs.put(path, attr);
+    return attr;
+  }
+
+  async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
+    const attr = await this.ns().call(nameApi.create, {
+      path,
+      mode: fileTypes.file | (mode & 0o7777),
+      uid: caller.uid,
+      gid: caller.gid,
+      exclusive: (flags & constants.O_EXCL) !== 0,
+    });
+    this.touched(path);
+    this.attrs.put(path, attr);
+    let file = this.files.get(attr.ino);
+    if (!file) {
+      // Another client may have made the file a moment before: then it has content to open.
+      const chunks = attr.version > 0 ? (await this.ns().call(nameApi.info, { path })).chunks : [];
+      file = new OpenFile(attr.ino, path, attr, chunks, this.backend);
+    }
+    return this.addHandle(file, flags);
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    const info: FileInfo = await this.ns().call(nameApi.info, { path });
+    if (info.attr.type === 'dir') throw fsError('EISDIR', path);
+    this.attrs.put(path, info.attr);
+    let file = this.files.get(info.attr.ino);
+    if (file) {
+      file.refresh(info.attr, info.chunks);
+      file.path = path;
+    } else {
+      file = new OpenFile(info.attr.ino, path, info.attr, info.chunks, this.backend);
+    }
+    return this.addHandle(file, flags);
+  }
+
+  private addHandle(file: OpenFile, flags: number): number {
+    this.files.set(file.ino, file);
+    file.handles += 1;
+    const fd = this.nextFd;
+    // fuse-native treats fd 0 as "no handle"; stay within 32 bits.
+    this.nextFd = this.nextFd >= 0x7fffffff ? 1 : this.nextFd + 1;
+    this.handles.set(fd, { file, flags });
+    return fd;
+  }
+
+  private handle(fd: number): Handle {
+    const handle = this.handles.get(fd);
+    if (!handle) throw new DfsError('EINVAL', `bad file handle ${fd}`);
+    return handle;
+  }
+
+  read(fd: number, offset: number, length: number, out: Buffer): Promise<number> {
+    return this.handle(fd).file.read(offset, length, out);
+  }
+
+  async write(fd: number, offset: number, data: Buffer): Promise<number> {
+    const handle = this.handle(fd);
+    if ((handle.flags & O_ACCMODE) === constants.O_RDONLY) throw new DfsError('EBADF', 'file not open for writing');
+    // O_APPEND writers append, wherever the kernel thinks the end is.
+    const at = handle.flags & constants.O_APPEND ? handle.file.size : offset;
+    return handle.file.write(at, data);
+  }
+
+  /** close(): commits this file's changes; resolves only once the commit is acknowledged. */
+  async flush(fd: number): Promise<void> {
+    const handle = this.handles.get(fd);
+    if (!handle) return;
+    await this.commit(handle.file);
+  }
+
+  fsync(fd: number): Promise<void> {
+    return this.flush(fd);
+  }
+
+  private async commit(file: OpenFile): Promise<void> {
+    if (!file.dirty) return;
+    await file.flush();
+    this.attrs.putAttr(file.attr);
+  }
+
+  async release(fd: number): Promise<void> {
+    const handle = this.handles.get(fd);
+    if (!handle) return;
+    this.handles.delete(fd);
+    const { file } = handle;
+    file.handles -= 1;
+    if (file.handles > 0) return;
+    try {
+      await this.commit(file);
+    } finally {
+      if (file.handles === 0 && this.files.get(file.ino) === file) this.files.delete(file.ino);
+    }
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const attr = await this.getattr(path);
+    if (attr.type === 'dir') throw fsError('EISDIR', path);
+    if (attr.type !== 'file') throw fsError('EINVAL', path);
+    const open = this.files.get(attr.ino);
+    if (open) {
+      await open.truncate(size);
+      return;
+    }
+    if (size === 0) {
+      this.attrs.putAttr(await this.ns().call(nameApi.setattr, { path, size: 0 }));
+      return;
+    }
+    // Any other size needs new content: open the file, cut or extend it, commit, close.
+    const fd = await this.open(path, constants.O_WRONLY);
+    try {
+      await this.handle(fd).file.truncate(size);
+      await this.flush(fd);
+    } finally {
+      await this.release(fd);
+    }
+  }
+
+  ftruncate(fd: number, size: number): Promise<void> {
+    return this.handle(fd).file.truncate(size);
+  }
+
+  async unlink(path: string): Promise<void> {
+    const ino = this.attrs.inoOf(path);
+    await this.ns().call(nameApi.unlink, { path });
+    this.touched(path);
+    if (ino !== undefined) this.attrs.forgetIno(ino);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.ns().call(nameApi.rmdir, { path });
+    this.touched(path);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const replaced = this.attrs.inoOf(to);
+    await this.ns().call(nameApi.rename, { from, to });
+    this.attrs.forgetTree(from);
+    this.attrs.forgetTree(to);
+    this.touched(from, to);
+    if (replaced !== undefined) this.attrs.forgetIno(replaced);
+    for (const file of this.files.values()) {
+      if (file.path === from) file.path = to;
+      else if (file.path.startsWith(`${from}/`)) file.path = to + file.path.slice(from.length);
+    }
+  }
+
+  async link(existing: string, path: string): Promise<Attr> {
+    const attr = await this.ns().call(nameApi.link, { existing, path });
+    this.touched(path);
+    this.attrs.forgetIno(attr.ino);
+    this.attrs.put(path, attr);
+    return attr;
+  }
+
+  async symlink(target: string, path: string, caller: Caller): Promise<Attr> {
+    const attr = await this.ns().call(nameApi.symlink, { path, target, uid: caller.uid, gid: caller.gid });
+    this.touched(path);
+    this.attrs.put(path, attr);
+    return attr;
+  }
+
+  async readlink(path: string): Promise<string> {
+    return (await this.ns().call(nameApi.readlink, { path })).target;
+  }
+
+  private async setattr(path: string, patch: { mode?: number; uid?: number; gid?: number; atime?: string; mtime?: string }): Promise<void> {
+    const attr = await this.ns().call(nameApi.setattr, { path, ...patch });
+    this.attrs.put(path, attr);
+  }
+
+  chmod(path: string, mode: number): Promise<void> {
+    return this.setattr(path, { mode: mode & 0o7777 });
+  }
+
+  chown(path: string, uid: number, gid: number): Promise<void> {
+    return this.setattr(path, { ...(uid !== ID_UNCHANGED ? { uid } : {}), ...(gid !== ID_UNCHANGED ? { gid } : {}) });
+  }
+
+  async utimens(path: string, atime: TimeSet, mtime: TimeSet): Promise<void> {
+    const now = nowNs();
+    const resolve = (t: TimeSet): string | undefined => (t === 'omit' ? undefined : t === 'now' ? now : t.ns);
+    const a = resolve(atime);
+    const m = resolve(mtime);
+    if (a === undefined && m === undefined) return;
+    await this.setattr(path, { ...(a !== undefined ? { atime: a } : {}), ...(m !== undefined ? { mtime: m } : {}) });
+    const attr = this.attrs.get(path);
+    if (attr) this.files.get(attr.ino)?.setTimes(m);
+  }
+
+  /** Capacity and free space of the live storage servers, divided by the replication factor. */
+  async statfs(): Promise<{ capacity: number; free: number; files: number }> {
+    if (!this.statfsCache || Date.now() - this.statfsCache.at > 2_000) {
+      this.statfsCache = { at: Date.now(), status: await this.ns().call(nameApi.status, {}) };
+    }
+    const s = this.statfsCache.status;
+    const replicas = Math.max(1, s.replicas);
+    return { capacity: Math.floor(s.storage.capacity / replicas), free: Math.floor(s.storage.free / replicas), files: s.files + s.dirs };
+  }
+
+  async access(path: string): Promise<void> {
+    await this.getattr(path);
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    if (name.startsWith(XATTR_PREFIX)) return Buffer.from(await this.virtualXattr(path, name));
+    const { value } = await this.ns().call(nameApi.getxattr, { path, name });
+    return Buffer.from(value, 'base64');
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const { names } = await this.ns().call(nameApi.listxattr, { path });
+    const attr = await this.getattr(path);
+    return attr.type === 'file' ? [...names, ...VIRTUAL_XATTRS] : names;
+  }
+
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    // dfs's own attributes describe the file; they cannot be set, and saying "stored" would be a lie.
+    if (name.startsWith(XATTR_PREFIX)) throw new DfsError('EOPNOTSUPP', `${name} is read-only`);
+    await this.ns().call(nameApi.setxattr, { path, name, value: value.toString('base64'), flags });
+    this.attrs.forget(path);
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    if (name.startsWith(XATTR_PREFIX)) throw new DfsError('EOPNOTSUPP', `${name} is read-only`);
+    await this.ns().call(nameApi.removexattr, { path, name });
+    this.attrs.forget(path);
+  }
+
+  private async virtualXattr(path: string, name: string): Promise<string> {
+    const attr = await this.getattr(path);
+    if (attr.type !== 'file' || !VIRTUAL_XATTRS.includes(name)) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
+    const info = await this.client.info(path);
+    const copies = info.chunks.length ? Math.min(...info.chunks.map((c) => c.servers.length)) : info.replicas;
+    const servers = [...new Set(info.chunks.flatMap((c) => c.servers.map((s) => s.id)))].sort();
+    switch (name.slice(XATTR_PREFIX.length)) {
+      case 'replicas':
+        return String(info.replicas);
+      case 'copies':
+        return String(copies);
+      case 'version':
+        return String(info.attr.version);
+      case 'chunks':
+        return String(info.chunks.length);
+      case 'servers':
+        return servers.join(',');
+      default:
+        return info.fullyReplicated ? 'yes' : 'no';
+    }
+  }
+
+  /** Commits every open file with unflushed changes (before unmounting). */
+  async flushAll(): Promise<void> {
+    await Promise.all(
+      [...this.files.values()].map((file) =>
+        this.commit(file).catch((err: unknown) => this.log.error({ path: file.path, err: (err as Error).message }, 'could not commit an open file')),
+      ),
+    );
+  }
+}
