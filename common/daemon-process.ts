@@ -9,7 +9,7 @@ export const CLI_ENTRY = fileURLToPath(new URL('../cli/main.js', import.meta.url
 export interface DaemonProcess {
   child: ChildProcess;
   pid: number;
-  /** The URL from the daemon's `listening` log line. */
+  /** The URL from a daemon's `listening` log line, or the folder from a mount's `mounted` line. */
   url: string;
   /** Fields of the `listening` line (id, dataDir …). */
   ready: Record<string, unknown>;
@@ -35,7 +35,7 @@ const KEPT_LINES = 2_000;
 
 /**
  * Starts `dfs <args>` as a child process and resolves once it logs `listening` with its URL (ports may be
- * ephemeral). Rejects, with the output so far, if it exits or stays silent past the timeout.
+ * ephemeral) or `mounted` with its folder. Rejects, with the output so far, if it exits or stays silent past the timeout.
  */
 export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
   const child = spawn(process.execPath, [CLI_ENTRY, ...options.args], {
@@ -67,10 +67,11 @@ export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
       } catch {
         return;
       }
-      if (parsed.msg !== 'listening' || typeof parsed.url !== 'string') return;
+      // Daemons log `listening` with their URL; a mount logs `mounted` with its folder.
+      const url = parsed.msg === 'listening' ? parsed.url : parsed.msg === 'mounted' ? parsed.mountpoint : undefined;
+      if (typeof url !== 'string') return;
       started = true;
       clearTimeout(timer);
-      const url = parsed.url;
       resolve({
         child,
         pid: child.pid!,
