@@ -33,8 +33,8 @@ export async function putChunk(serverUrl: string, hash: string, body: Buffer | R
     const response = await httpClient(url, {
       method: 'PUT',
       body,
-      // A streamed body cannot be replayed, so only a buffer may be retried.
-      retry: retryFor(Buffer.isBuffer(body)),
+      // No retry here: the caller tries another chain, which beats waiting on a server that just failed.
+      retry: retryFor(false),
       timeout: { connect: DEFAULT_TIMEOUTS.connectMs, request: options.timeoutMs ?? CHUNK_TIMEOUT_MS },
       headers: {
         authorization: `Bearer ${options.token}`,
@@ -64,7 +64,8 @@ export async function getChunk(serverUrl: string, hash: string, options: GetChun
   try {
     const response = await httpClient(url, {
       method: 'GET',
-      retry: retryFor(true),
+      // No retry here: the caller fails over to the next replica at once.
+      retry: retryFor(false),
       timeout: { connect: DEFAULT_TIMEOUTS.connectMs, request: options.timeoutMs ?? CHUNK_TIMEOUT_MS },
       headers: {
         authorization: `Bearer ${options.token}`,
