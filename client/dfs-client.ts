@@ -106,17 +106,18 @@ export class DfsClient {
 
   /** Reads a whole file chunk by chunk, in order, fetching a few chunks ahead. */
   async *readFile(path: string, options: { onProgress?: TransferProgress } = {}): AsyncGenerator<Buffer> {
-    let info = await this.info(path);
+    const info = await this.info(path);
     if (info.attr.type !== 'file') throw new DfsError(info.attr.type === 'dir' ? 'EISDIR' : 'EINVAL', `${path} is not a regular file`);
     const ahead: Promise<Buffer>[] = [];
     let next = 0;
     let done = 0;
+    // The version read is the one opened: its chunk list is fixed for the whole read.
     const fetch = (index: number): Promise<Buffer> =>
-      this.chunks.read(info.chunks[index]!).catch(async (err: unknown) => {
-        // Locations may have moved (a server died, repair ran): ask again once.
-        info = await this.info(path);
-        const fresh = info.chunks[index];
-        if (!fresh) throw err;
+      this.chunks.read(info.chunks[index]!).catch(async () => {
+        // Locations may have moved (a server died, repair ran): ask again once, for the same chunk. If a new
+        // version replaced it meanwhile, its old chunks may be gone: fail rather than mix two versions.
+        const fresh = (await this.info(path)).chunks[index];
+        if (!fresh || fresh.hash !== info.chunks[index]!.hash) throw new DfsError('EIO', `${path} was replaced while it was being read`);
         return this.chunks.read(fresh);
       });
     while (next < info.chunks.length || ahead.length > 0) {

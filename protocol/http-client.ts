@@ -17,6 +17,8 @@ export interface CallOptions {
   /** A token other than the client's own (a storage token for a storage call). */
   token?: string;
   headers?: Record<string, string>;
+  /** false: one attempt even on an idempotent route (a health check: a miss is a miss, not three tries). */
+  retry?: boolean;
 }
 
 export const httpClient: Got = got.extend({
@@ -99,7 +101,7 @@ export class RouteClient {
     const token = options.token ?? this.token();
     const request: OptionsInit = {
       method: r.method,
-      retry: retryFor(r.idempotent),
+      retry: retryFor(r.idempotent && options.retry !== false),
       timeout: { connect: DEFAULT_TIMEOUTS.connectMs, request: options.timeoutMs ?? this.defaultTimeoutMs },
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers },
       responseType: 'json',

@@ -20,7 +20,9 @@ export class StorageCalls {
   }
 
   status(url: string, timeoutMs: number): Promise<StorageStatus> {
-    return this.client(url, timeoutMs).call(storageApi.status, {});
+    // No retries: the registry counts misses itself, and a retried check would stretch every miss (and so
+    // the time to declare a server dead) by the retry back-off.
+    return this.client(url, timeoutMs).call(storageApi.status, {}, { retry: false });
   }
 
   dumpTree(url: string): Promise<Output<typeof storageApi.dumpTree>> {
