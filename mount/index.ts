@@ -3,7 +3,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import Fuse from 'fuse-native';
 import type { DfsClient } from '../client/dfs-client.js';
-import type { Logger } from '../common/log.js';
+import { announce, type Logger } from '../common/log.js';
 import { fuseOps } from './fuse-adapter.js';
 import { Vfs } from './vfs.js';
 
@@ -119,7 +119,7 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
     ],
   });
   await new Promise<void>((resolvePromise, reject) => fuse!.mount((err) => (err ? reject(err) : resolvePromise())));
-  log.info({ mountpoint, chunkSize: vfs.chunkSize }, 'mounted');
+  announce(log, 'mounted', { mountpoint, chunkSize: vfs.chunkSize });
 
   let unmounting: Promise<void> | undefined;
   let goneResolve: () => void = () => undefined;

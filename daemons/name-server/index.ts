@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import express from 'express';
-import type { Logger } from '../../common/log.js';
+import { announce, type Logger } from '../../common/log.js';
 import { errorHandler, jsonBody, notFound } from '../../protocol/express.js';
 import { fileTypes } from '../../protocol/schemas.js';
 import { nowNs } from '../../protocol/time.js';
@@ -123,7 +123,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   registry.start();
   replicator.start();
   collector.start();
-  log.info({ url, db: options.dbFile, replicas: options.replicas, chunkSize }, 'listening');
+  announce(log, 'listening', { url, db: options.dbFile, replicas: options.replicas, chunkSize });
   return {
     url,
     meta,

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../common/log.js';
+import { announce, type Logger } from '../../common/log.js';
 import { ChunkStore } from './chunk-store.js';
 import { loadOrCreateServerId } from './identity.js';
 import { NameServerLink } from './name-server-link.js';
@@ -57,7 +57,7 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   server.keepAliveTimeout = 65_000;
   const port = (server.address() as AddressInfo).port;
   if (!url) url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
-  options.log.info({ url, id, dataDir: options.dataDir, chunks: store.chunkCount }, 'listening');
+  announce(options.log, 'listening', { url, id, dataDir: options.dataDir, chunks: store.chunkCount });
   link.start();
   return {
     id,
