@@ -60,7 +60,6 @@ export class DfsClient {
    */
   async writeFile(path: string, source: ByteSource, options: { mode?: number; onProgress?: TransferProgress } = {}): Promise<Attr> {
     const chunkSize = await this.chunkSize();
-    await this.ns.call(nameApi.create, { path, exclusive: false, ...(options.mode !== undefined ? { mode: options.mode } : {}) });
     const offsets: number[] = [];
     for (let offset = 0; offset < source.size; offset += chunkSize) offsets.push(offset);
     const refs: ChunkRef[] = new Array(offsets.length);
@@ -84,6 +83,8 @@ export class DfsClient {
         options.onProgress?.(done, source.size);
       });
     }
+    // Data first, the name last: a failed upload leaves no empty file behind.
+    await this.ns.call(nameApi.create, { path, exclusive: false, ...(options.mode !== undefined ? { mode: options.mode } : {}) });
     return this.commitWithRetry(path, refs, source, chunkSize);
   }
 

@@ -6,7 +6,9 @@ export const HASH_PATTERN = /^[0-9a-f]{64}$/;
 export const Hash = z.string().regex(HASH_PATTERN, 'a chunk hash is 64 lowercase hex digits');
 
 export const NsTime = z.string().regex(NS_TIME_PATTERN, 'a time is a decimal count of nanoseconds');
-export const AbsPath = z.string().min(1).max(4096).startsWith('/', 'paths are absolute');
+// The length limit (PATH_MAX, in bytes) is the name check's, so an over-long path is ENAMETOOLONG; this cap only
+// keeps absurd inputs out.
+export const AbsPath = z.string().min(1).max(65_536).startsWith('/', 'paths are absolute');
 export const Uint = z.number().int().nonnegative();
 export const Mode = z.number().int().min(0).max(0o177777);
 

@@ -33,6 +33,7 @@ export const rm = defineCommand({
       .positional('paths', { type: 'string', array: true, demandOption: true })
       .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'remove directories and what they hold' })
       .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask; ignore missing files' })
+      .option('preserve-root', { type: 'boolean', default: true, describe: 'refuse to remove / recursively (--no-preserve-root allows it)' })
       .example('dfs rm -rf /tmp/build', 'remove a tree without asking'),
   run: async (args, ctx) => {
     for (const raw of args.paths) {
@@ -49,6 +50,8 @@ export const rm = defineCommand({
         continue;
       }
       if (!args.recursive) throw new DfsError('EISDIR', `${path} is a directory (use -r)`);
+      // As GNU rm's --preserve-root: emptying the whole store takes saying so.
+      if (path === '/' && args['preserve-root']) throw new DfsError('EPERM', 'refusing to remove / recursively (use --no-preserve-root)');
       const { entries } = await ctx.client.ns.call(nameApi.list, { path });
       if (entries.length > 0 && !args.force && !(await confirm(`remove ${path} and everything in it? [y/N] `))) continue;
       await removeTree(ctx, path);

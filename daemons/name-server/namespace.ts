@@ -110,6 +110,7 @@ export class Namespace {
 
   mkdir(path: string, mode: number, uid: number, gid: number, parents: boolean): Promise<Attr> {
     if (parents) return this.mkdirParents(path, mode, uid, gid);
+    if (splitPath(path).length === 0) return Promise.reject(fsError('EEXIST', path));
     return this.meta.write(async (tx) => {
       const { parent, name } = await resolveParent(tx, path);
       if (await tx.lookup(parent.ino, name)) throw fsError('EEXIST', path);
