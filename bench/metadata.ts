@@ -44,6 +44,10 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-meta-'));
   const secret = randomBytes(32).toString('hex');
   const ns = await spawnDaemon({ args: ['name-server', '--db', join(dir, 'meta.db'), '--port', '0', '--sync', values.sync!], env: { DFS_SECRET: secret, DFS_LOG_LEVEL: 'warn' } });
+  // Stopped from outside (npm run bench's Ctrl-C or SIGTERM): the name server and its folder go too.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void ns.stop().finally(() => rm(dir, { recursive: true, force: true }).finally(() => process.exit(130))));
+  }
   try {
     const minter = new TokenMinter(secret, 'client');
     const pool = Array.from({ length: clients }, () => new RouteClient(ns.url, () => minter.get()));
