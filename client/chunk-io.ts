@@ -4,12 +4,22 @@ import { getChunk, putChunk } from '../protocol/storage-client.js';
 import type { RouteClient } from '../protocol/http-client.js';
 import { nameApi } from '../protocol/name-api.js';
 
+interface Placement {
+  token: string;
+  servers: ServerRef[];
+  replicas: number;
+  until: number;
+}
+
+/** Most servers a placement lists (the /available limit). */
+const MAX_SERVERS = 16;
+
 /**
  * Moving chunk bytes for a client: uploads down a replication chain chosen by the name server, reads
  * from any live replica with failover. Shared by the CLI and the mount.
  */
 export class ChunkIO {
-  private placement: { token: string; servers: { id: string; url: string }[]; until: number } | undefined;
+  private placement: Placement | undefined;
   private turn = 0;
 
   constructor(
@@ -17,12 +27,16 @@ export class ChunkIO {
     private readonly readToken: () => string,
   ) {}
 
-  /** Placement is reused for a few seconds, so a many-chunk upload does not ask once per chunk. */
-  private async servers(size: number, exclude: readonly string[]): Promise<{ token: string; servers: { id: string; url: string }[] }> {
+  /**
+   * Every alive server, most free space first, with a write token. Reused for a few seconds, so a many-chunk
+   * upload does not ask once per chunk.
+   */
+  private async servers(size: number, exclude: readonly string[]): Promise<Placement> {
     if (exclude.length === 0 && this.placement && this.placement.until > Date.now()) return this.placement;
-    const reply = await this.ns.call(nameApi.available, { size, ...(exclude.length ? { exclude: exclude.join(',') } : {}) });
-    if (exclude.length === 0) this.placement = { token: reply.token, servers: reply.servers, until: Date.now() + 5_000 };
-    return reply;
+    const reply = await this.ns.call(nameApi.available, { size, count: MAX_SERVERS, ...(exclude.length ? { exclude: exclude.join(',') } : {}) });
+    const placement = { token: reply.token, servers: reply.servers, replicas: reply.replicas, until: Date.now() + 5_000 };
+    if (exclude.length === 0) this.placement = placement;
+    return placement;
   }
 
   /**
@@ -33,11 +47,11 @@ export class ChunkIO {
     const exclude: string[] = [];
     let lastError: unknown;
     for (let attempt = 0; attempt < 4; attempt++) {
-      const { token, servers } = await this.servers(data.length, exclude);
+      const { token, servers, replicas } = await this.servers(data.length, exclude);
       if (servers.length === 0) throw new DfsError('NO_STORAGE');
-      // Rotate the chain so consecutive chunks start on different servers.
+      // A chain of `replicas` servers from a window that moves one server per chunk: copies spread evenly.
       const start = this.turn++ % servers.length;
-      const chain = [...servers.slice(start), ...servers.slice(0, start)];
+      const chain = [...servers.slice(start), ...servers.slice(0, start)].slice(0, Math.max(1, replicas));
       try {
         const result = await putChunk(chain[0]!.url, hash, data, data.length, { token, forward: chain.slice(1).map((s) => s.url) });
         return result.stored;

@@ -165,16 +165,18 @@ export class StorageRegistry {
   }
 
   /**
-   * Up to `count` alive servers with room for `size` bytes, most free space first. The bytes are counted
-   * against each chosen server until its next check, so parallel writers spread out.
+   * Up to `count` alive servers with room for `size` bytes, most free space first. With `reserve`, the bytes
+   * are counted against each chosen server until its next check, so parallel copies spread out. (A
+   * placement for clients lists every server and is not reserved: the client spreads its chains itself,
+   * and a server that fills up refuses the write, which sends the client to another.)
    */
-  pickTargets(count: number, size: number, exclude: ReadonlySet<string> = new Set()): StorageNode[] {
+  pickTargets(count: number, size: number, exclude: ReadonlySet<string> = new Set(), reserve = true): StorageNode[] {
     const alive = this.all().filter((n) => n.state === 'alive' && !exclude.has(n.id));
     if (alive.length === 0) throw new DfsError('NO_STORAGE', 'no storage server is alive');
     const roomy = alive.filter((n) => n.free >= size).sort((a, b) => b.free - a.free);
     if (roomy.length === 0) throw new DfsError('ENOSPC', 'every storage server is full');
     const picked = roomy.slice(0, count);
-    for (const node of picked) node.free = Math.max(0, node.free - size);
+    if (reserve) for (const node of picked) node.free = Math.max(0, node.free - size);
     return picked;
   }
 

@@ -50,7 +50,7 @@ export function clusterRoutes(router: Router, deps: ClusterRouteDeps): void {
   serve(router, secret, nameApi.available, (input) => {
     const exclude = new Set((input.exclude ?? '').split(',').filter(Boolean));
     const count = input.count ?? deps.replicas;
-    const servers = registry.pickTargets(count, input.size ?? deps.chunkSize, exclude).map((n) => ({ id: n.id, url: n.url }));
+    const servers = registry.pickTargets(count, input.size ?? deps.chunkSize, exclude, false).map((n) => ({ id: n.id, url: n.url }));
     return { token: calls.writeToken(true), servers, chunkSize: deps.chunkSize, replicas: deps.replicas };
   });
 
