@@ -142,6 +142,20 @@ export class ChunkStore {
   }
 
   /**
+   * A whole chunk for serving: checked against its hash unless it already hashed right since it last
+   * changed on disk (the reader checks it again anyway; this keeps a hot chunk from being hashed twice).
+   */
+  async readForServing(hash: string): Promise<Buffer> {
+    const path = this.pathOf(hash);
+    const st = await stat(path).catch(() => undefined);
+    if (st && this.verified.get(hash) === `${st.size}:${st.mtimeMs}`) {
+      const data = await readFile(path);
+      if (data.length === st.size) return data;
+    }
+    return this.readVerified(hash);
+  }
+
+  /**
    * A stream of part of a chunk. The chunk must have hashed right since it last changed on disk; if it
    * has not been checked yet, it is checked first.
    */

@@ -136,7 +136,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
       const range = parseRange(req.headers.range, info.size);
       res.setHeader('content-type', 'application/octet-stream');
       if (!range) {
-        const data = await store.readVerified(hash);
+        const data = await store.readForServing(hash);
         res.setHeader('content-length', String(data.length));
         res.end(data);
         return;
