@@ -72,7 +72,9 @@ export async function startMount(t: ExecutionContext, cluster: TestCluster, extr
     process: p,
     async stop() {
       p.kill('SIGTERM');
-      const exited = await Promise.race([p.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      const exited = await Promise.race([p.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 15_000)))]);
+      clearTimeout(timer);
       if (!exited) p.kill('SIGKILL');
       await p.exited;
       await forceUnmount(dir);

@@ -1,0 +1,69 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { startCluster } from './harness.js';
+import { startMount } from './mount-harness.js';
+import { eventually, localDir, q, run } from './mount-util.js';
+
+/** Two mounts of one cluster: close-to-open consistency, and other clients' renames after the attribute timeout. */
+
+const ATTR_TIMEOUT_MS = 1_000;
+const ENTRY_TIMEOUT_S = 1;
+const mountArgs = ['--attr-timeout', String(ATTR_TIMEOUT_MS), '--entry-timeout', String(ENTRY_TIMEOUT_S)];
+
+const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+test.serial('a file closed in one mount is read whole in the other at once, every version of it', async (t) => {
+  const cluster = await startCluster(t);
+  const a = await startMount(t, cluster, mountArgs);
+  const b = await startMount(t, cluster, mountArgs);
+  const local = await localDir(t);
+  const v1 = randomBytes(9 * 1024 * 1024 + 4321); // three chunks, the last one short
+  const v2 = randomBytes(v1.length); // same size: only the content tells the versions apart
+  const v3 = randomBytes(1234);
+  await writeFile(join(local, 'v1'), v1);
+  await writeFile(join(local, 'v2'), v2);
+  await writeFile(join(local, 'v3'), v3);
+
+  await run(`cp ${q(join(local, 'v1'))} ${q(join(a.dir, 'f'))}`);
+  t.is((await run(`sha256sum < ${q(join(b.dir, 'f'))}`)).split(' ')[0], sha256(v1));
+  // B has the file in its page cache now; A replaces the content (same size), B must read the new one.
+  await run(`cp ${q(join(local, 'v2'))} ${q(join(a.dir, 'f'))}`);
+  t.is((await run(`sha256sum < ${q(join(b.dir, 'f'))}`)).split(' ')[0], sha256(v2));
+  // A smaller version: B sees the new size and content at its next open.
+  await run(`cp ${q(join(local, 'v3'))} ${q(join(a.dir, 'f'))}`);
+  t.is((await run(`sha256sum < ${q(join(b.dir, 'f'))}`)).split(' ')[0], sha256(v3));
+  t.is(await run(`stat -c %s ${q(join(b.dir, 'f'))}`), `${v3.length}\n`);
+  // And the other way round, with small files written by the shell.
+  await run(`echo from-b > ${q(join(b.dir, 'g'))} && echo more >> ${q(join(b.dir, 'g'))}`);
+  t.is(await readFile(join(a.dir, 'g'), 'utf8'), 'from-b\nmore\n');
+});
+
+test.serial('a rename in one mount shows in the other once the attribute and entry timeouts have passed', async (t) => {
+  const cluster = await startCluster(t);
+  const a = await startMount(t, cluster, mountArgs);
+  const b = await startMount(t, cluster, mountArgs);
+  await run('mkdir -p dir/sub && echo payload > dir/sub/x', { cwd: a.dir });
+  // B looks at the names first, so its caches hold them.
+  t.is(await run('cat dir/sub/x && ls dir/sub', { cwd: b.dir }), 'payload\nx\n');
+
+  await run('mv dir/sub/x dir/sub/y && mv dir dir2', { cwd: a.dir });
+  const seen = await eventually(
+    async () => (await run('test -e dir2/sub/y && ! test -e dir/sub/x && ! test -e dir && echo yes || true', { cwd: b.dir })) === 'yes\n',
+    10_000,
+    50,
+  );
+  const limit = ATTR_TIMEOUT_MS + ENTRY_TIMEOUT_S * 1000 + 2_000;
+  t.true(seen.ok, 'B sees the rename');
+  t.true(seen.ms < limit, `B saw the rename after ${seen.ms} ms; the timeouts allow ${limit}`);
+  t.log(`the rename showed in the other mount after ${seen.ms} ms`);
+  t.is(await run('cat dir2/sub/y && ls -A . dir2/sub', { cwd: b.dir }), 'payload\n.:\ndir2\n\ndir2/sub:\ny\n');
+  // A file renamed over another: B reads the new content under the old name.
+  await run('echo old > target && echo new > incoming', { cwd: a.dir });
+  t.is(await run('cat target', { cwd: b.dir }), 'old\n');
+  await run('mv incoming target', { cwd: a.dir });
+  const replaced = await eventually(async () => (await run('cat target; test -e incoming && echo still-there || true', { cwd: b.dir })) === 'new\n', 10_000, 50);
+  t.true(replaced.ok);
+  t.true(replaced.ms < limit, `took ${replaced.ms} ms`);
+});
