@@ -1,8 +1,7 @@
 import { createHash, webcrypto } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import type { Readable } from 'node:stream';
-import { DfsError, isErrorCode } from './errors.js';
-import { DEFAULT_TIMEOUTS, httpClient, keepAliveAgent, retryFor, toDfsError } from './http-client.js';
+import { DfsError } from './errors.js';
+import { errorFromBody, httpExchange, keepAliveAgent, toDfsError } from './http-client.js';
 import { chunkPath, FORWARD_HEADER, StoreResult } from './storage-api.js';
 
 /** Chunk bytes to and from storage servers. JSON storage routes go through RouteClient instead. */
@@ -27,26 +26,25 @@ export interface PutChunkOptions {
 }
 
 /** Stores a chunk on `serverUrl` (and down its chain); resolves with who holds it now. */
-export async function putChunk(serverUrl: string, hash: string, body: Buffer | Readable, size: number, options: PutChunkOptions): Promise<StoreResult> {
+export async function putChunk(serverUrl: string, hash: string, body: Buffer, size: number, options: PutChunkOptions): Promise<StoreResult> {
   const url = new URL(chunkPath(hash), serverUrl).toString();
+  // No retry here: the caller tries another chain, which beats waiting on a server that just failed.
+  const response = await httpExchange(url, {
+    method: 'PUT',
+    body,
+    timeoutMs: options.timeoutMs ?? CHUNK_TIMEOUT_MS,
+    retry: false,
+    headers: {
+      authorization: `Bearer ${options.token}`,
+      'content-type': 'application/octet-stream',
+      'content-length': String(size),
+      ...(options.forward?.length ? { [FORWARD_HEADER]: options.forward.join(',') } : {}),
+    },
+  });
   try {
-    const response = await httpClient(url, {
-      method: 'PUT',
-      body,
-      // No retry here: the caller tries another chain, which beats waiting on a server that just failed.
-      retry: retryFor(false),
-      timeout: { connect: DEFAULT_TIMEOUTS.connectMs, request: options.timeoutMs ?? CHUNK_TIMEOUT_MS },
-      headers: {
-        authorization: `Bearer ${options.token}`,
-        'content-type': 'application/octet-stream',
-        'content-length': String(size),
-        ...(options.forward?.length ? { [FORWARD_HEADER]: options.forward.join(',') } : {}),
-      },
-      responseType: 'json',
-    });
-    return StoreResult.parse(response.body);
-  } catch (err) {
-    throw toDfsError(err, `PUT ${url}`);
+    return StoreResult.parse(JSON.parse(response.body.toString('utf8')));
+  } catch {
+    throw new DfsError('EIO', `PUT ${url}: malformed reply`);
   }
 }
 
@@ -60,23 +58,16 @@ export interface GetChunkOptions {
 /** Fetches a chunk (or part of one). A whole chunk is checked against its hash: corrupt bytes are an EIO. */
 export async function getChunk(serverUrl: string, hash: string, options: GetChunkOptions): Promise<Buffer> {
   const url = new URL(chunkPath(hash), serverUrl).toString();
-  let data: Buffer;
-  try {
-    const response = await httpClient(url, {
-      method: 'GET',
-      // No retry here: the caller fails over to the next replica at once.
-      retry: retryFor(false),
-      timeout: { connect: DEFAULT_TIMEOUTS.connectMs, request: options.timeoutMs ?? CHUNK_TIMEOUT_MS },
-      headers: {
-        authorization: `Bearer ${options.token}`,
-        ...(options.range ? { range: `bytes=${options.range.start}-${options.range.end - 1}` } : {}),
-      },
-      responseType: 'buffer',
-    });
-    data = response.body;
-  } catch (err) {
-    throw toDfsError(err, `GET ${url}`);
-  }
+  // No retry here: the caller fails over to the next replica at once.
+  const { body: data } = await httpExchange(url, {
+    method: 'GET',
+    timeoutMs: options.timeoutMs ?? CHUNK_TIMEOUT_MS,
+    retry: false,
+    headers: {
+      authorization: `Bearer ${options.token}`,
+      ...(options.range ? { range: `bytes=${options.range.start}-${options.range.end - 1}` } : {}),
+    },
+  });
   if (!options.range && (await sha256Async(data)) !== hash) {
     throw new DfsError('HASH_MISMATCH', `${url}: served bytes do not match the chunk's hash`, { hash, url: serverUrl });
   }
@@ -126,13 +117,8 @@ export function openChunkUpload(
       res.on('end', () => {
         const text = Buffer.concat(parts).toString('utf8');
         try {
-          const body = JSON.parse(text) as unknown;
-          if ((res.statusCode ?? 500) >= 400) {
-            const error = body as { code?: string; message?: string };
-            reject(new DfsError(isErrorCode(error.code) ? error.code : 'EIO', `PUT ${url}: ${error.message ?? res.statusCode}`));
-          } else {
-            resolve(StoreResult.parse(body));
-          }
+          if ((res.statusCode ?? 500) >= 400) reject(errorFromBody(text, res.statusCode ?? 500, `PUT ${url}`));
+          else resolve(StoreResult.parse(JSON.parse(text)));
         } catch {
           reject(new DfsError('EIO', `PUT ${url}: HTTP ${res.statusCode} with a malformed body`));
         }
