@@ -263,10 +263,11 @@ export class Vfs {
   }
 
   async unlink(path: string): Promise<void> {
-    const ino = this.attrs.inoOf(path);
-    await this.ns().call(nameApi.unlink, { path });
+    // The name server says which inode lost the name: its other names show a new link count at once,
+    // even when this mount has not looked the name up lately.
+    const { ino } = await this.ns().call(nameApi.unlink, { path });
     this.touched(path);
-    if (ino !== undefined) this.attrs.forgetIno(ino);
+    this.attrs.forgetIno(ino);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -275,8 +276,7 @@ export class Vfs {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const replaced = this.attrs.inoOf(to);
-    await this.ns().call(nameApi.rename, { from, to });
+    const { replaced } = await this.ns().call(nameApi.rename, { from, to });
     this.attrs.forgetTree(from);
     this.attrs.forgetTree(to);
     this.touched(from, to);

@@ -153,16 +153,18 @@ export const nameApi = {
     idempotent: true,
   }),
 
+  /** `replaced`: the inode of a file the rename replaced (its other names' link count changed). */
   rename: route({
     method: 'POST',
     path: '/fs/rename',
     input: z.object({ from: AbsPath, to: AbsPath, noReplace: z.boolean().default(false) }),
-    output: Empty,
+    output: z.object({ replaced: Uint.optional() }).strict(),
     auth: CLIENT,
     idempotent: false,
   }),
 
-  unlink: route({ method: 'DELETE', path: '/fs/file', input: PathQuery, output: Empty, auth: CLIENT, idempotent: false }),
+  /** `ino`: the inode that lost the name (its other names' link count changed). */
+  unlink: route({ method: 'DELETE', path: '/fs/file', input: PathQuery, output: z.object({ ino: Uint }).strict(), auth: CLIENT, idempotent: false }),
   rmdir: route({ method: 'DELETE', path: '/fs/dir', input: PathQuery, output: Empty, auth: CLIENT, idempotent: false }),
 
   setattr: route({

@@ -1,7 +1,7 @@
 import { DfsError } from '../../protocol/errors.js';
 import type { FileInfo } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef } from '../../protocol/schemas.js';
-import type { MetaStore, MetaTx } from './meta/store.js';
+import type { MetaReader, MetaStore } from './meta/store.js';
 import { toAttr, type Namespace } from './namespace.js';
 import type { StorageRegistry } from './registry.js';
 import type { Replicator } from './replicator.js';
@@ -19,6 +19,9 @@ export interface ChunkServiceOptions {
  * the chunk locations readers get.
  */
 export class ChunkService {
+  /** Chunks that commits in flight reference, with how many. */
+  private readonly pinned = new Map<string, number>();
+
   constructor(
     private readonly meta: MetaStore,
     private readonly namespace: Namespace,
@@ -32,7 +35,7 @@ export class ChunkService {
     return Math.max(1, Math.min(this.options.replicas, this.registry.aliveIds().length));
   }
 
-  private async liveHolders(hashes: readonly string[], reader = this.meta.read): Promise<Map<string, string[]>> {
+  private async liveHolders(hashes: readonly string[], reader: MetaReader = this.meta.read): Promise<Map<string, string[]>> {
     const all = await reader.replicaServers(hashes);
     const live = new Map<string, string[]>();
     for (const hash of hashes) live.set(hash, (all.get(hash) ?? []).filter((id) => this.registry.isHolder(id)));
@@ -61,26 +64,50 @@ export class ChunkService {
     // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
     // send the writer off to upload its chunks first).
     this.namespace.checkChunkList(input.path, input.chunks, input.size);
-    const current = input.ino !== undefined ? { ino: input.ino } : await this.namespace.inode(input.path);
+    const current = input.ino !== undefined ? { ino: input.ino } : this.namespace.inode(input.path);
     const old = new Set((await this.meta.read.fileChunks(current.ino)).map((c) => c.hash));
     const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash));
-    const quorum = this.writeQuorum();
-    const holders = await this.liveHolders(fresh.map((c) => c.hash));
-    const short = fresh.filter((c) => (holders.get(c.hash)?.length ?? 0) < quorum);
-    if (short.length > 0) {
-      const absent = short.filter((c) => (holders.get(c.hash)?.length ?? 0) === 0).map((c) => c.hash);
-      if (absent.length > 0) throw missingError(absent);
-      const failed = await this.replicator.ensure(short, quorum);
-      if (failed.length > 0) throw missingError(failed);
+    const hashes = fresh.map((c) => c.hash);
+    // Pinned from before the check until the commit is durable: no collection can take them in between.
+    this.pin(hashes);
+    try {
+      if (fresh.length > 0) await this.ensureQuorum(fresh);
+      return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime);
+    } finally {
+      this.unpin(hashes);
     }
-    const verify = async (tx: MetaTx): Promise<void> => {
-      const hashes = fresh.map((c) => c.hash);
-      const rows = await tx.getChunks(hashes);
-      const inTx = await this.liveHolders(hashes, tx);
-      const gone = hashes.filter((hash) => !rows.has(hash) || (inTx.get(hash)?.length ?? 0) < quorum);
-      if (gone.length > 0) throw missingError(gone);
-    };
-    return this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, verify);
+  }
+
+  /** Brings new chunks up to the write quorum of live copies, or throws CHUNKS_MISSING. */
+  private async ensureQuorum(fresh: ChunkRef[]): Promise<void> {
+    const quorum = this.writeQuorum();
+    const hashes = fresh.map((c) => c.hash);
+    // Read in order with every write (a collection may be just ahead in the queue), not from the last commit.
+    const { rows, holders } = await this.meta.write(async (tx) => ({ rows: await tx.getChunks(hashes), holders: await this.liveHolders(hashes, tx) }));
+    const copies = (hash: string): number => (rows.has(hash) ? (holders.get(hash)?.length ?? 0) : 0);
+    const absent = hashes.filter((hash) => copies(hash) === 0);
+    if (absent.length > 0) throw missingError(absent);
+    const short = fresh.filter((c) => copies(c.hash) < quorum);
+    if (short.length === 0) return;
+    const failed = await this.replicator.ensure(short, quorum);
+    if (failed.length > 0) throw missingError(failed);
+  }
+
+  private pin(hashes: readonly string[]): void {
+    for (const hash of hashes) this.pinned.set(hash, (this.pinned.get(hash) ?? 0) + 1);
+  }
+
+  private unpin(hashes: readonly string[]): void {
+    for (const hash of hashes) {
+      const count = (this.pinned.get(hash) ?? 1) - 1;
+      if (count <= 0) this.pinned.delete(hash);
+      else this.pinned.set(hash, count);
+    }
+  }
+
+  /** Whether a commit in flight references this chunk (the collector leaves it alone). */
+  isPinned(hash: string): boolean {
+    return this.pinned.has(hash);
   }
 
   /** A file's attributes, chunk list with live locations, and whether every chunk has its copies. */

@@ -28,6 +28,8 @@ export class Collector {
     private readonly calls: StorageCalls,
     private readonly options: CollectorOptions,
     private readonly log: Logger,
+    /** Chunks a commit in flight references: not collected even if unreferenced yet. */
+    private readonly isPinned: (hash: string) => boolean,
   ) {}
 
   start(): void {
@@ -71,7 +73,7 @@ export class Collector {
       await this.meta.write(async (tx) => {
         const current = await tx.getChunks(garbage.map((c) => c.hash));
         for (const chunk of current.values()) {
-          if (chunk.refs === 0 && chunk.gcAfter <= now) await tx.dropChunk(chunk.hash, now);
+          if (chunk.refs === 0 && chunk.gcAfter <= now && !this.isPinned(chunk.hash)) await tx.dropChunk(chunk.hash, now);
         }
       });
     }

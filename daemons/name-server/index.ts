@@ -69,10 +69,11 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   const meta = await SqliteMetaStore.open({
     file: options.dbFile,
     synchronous: options.synchronous,
+    deleteGraceMs: options.deleteGraceMs,
     initialize: async (tx) => {
       const now = nowNs();
-      const ino = await tx.insertInode({ mode: fileTypes.dir | 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, size: 0, nlink: 2, rdev: 0, atime: now, mtime: now, ctime: now, version: 0, target: null });
-      if (ino !== ROOT_INO) throw new Error(`root inode got number ${ino}`);
+      const root = { ino: ROOT_INO, mode: fileTypes.dir | 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, size: 0, nlink: 2, rdev: 0, atime: now, mtime: now, ctime: now, version: 0, target: null };
+      await tx.apply([{ kind: 'insertInode', inode: root }]);
       await tx.setMeta('chunk_size', String(options.chunkSize));
       await tx.setMeta('cluster_id', randomBytes(8).toString('hex'));
     },
@@ -98,9 +99,9 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   );
   await registry.load();
   replicator = new Replicator(meta, registry, calls, { replicas: options.replicas, concurrency: 4, intervalMs: options.healthIntervalMs }, log);
-  collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log);
-  const namespace = new Namespace(meta, { chunkSize, deleteGraceMs: options.deleteGraceMs });
+  const namespace = await Namespace.load(meta, { chunkSize }, log);
   const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs });
+  collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log, (hash) => chunks.isPinned(hash));
 
   const app = express();
   app.disable('x-powered-by');
@@ -108,7 +109,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   app.use(jsonBody('64mb'));
   const router = express.Router();
   fsRoutes(router, options.secret, namespace, chunks);
-  clusterRoutes(router, { secret: options.secret, meta, registry, chunks, calls, replicas: options.replicas, chunkSize });
+  clusterRoutes(router, { secret: options.secret, meta, namespace, registry, chunks, calls, replicas: options.replicas, chunkSize });
   app.use(router);
   app.use(notFound);
   app.use(errorHandler(log));

@@ -1,18 +1,20 @@
+import type { Logger } from '../../common/log.js';
 import { DfsError, fsError } from '../../protocol/errors.js';
 import { checkName, splitPath } from '../../protocol/names.js';
 import { fileTypes, S_IFMT, typeOfMode, type Attr, type ChunkRef } from '../../protocol/schemas.js';
 import { nowNs } from '../../protocol/time.js';
-import { ROOT_INO, type InodeRow, type MetaReader, type MetaStore, type MetaTx } from './meta/store.js';
+import { ROOT_INO, type InodePatch, type InodeRow, type MetaStore, type Mutation } from './meta/store.js';
+import { Tree } from './tree.js';
 
 /**
  * The namespace rules, written once above the metadata engine: path walks, name checks, the errno of
- * each failure in the order Linux checks them, link counts, and times.
+ * each failure in the order Linux checks them, link counts, and times. The namespace is held in memory
+ * (tree.ts): every operation checks and changes it synchronously, so operations are atomic and ordered,
+ * then waits until the engine has made the change durable before it answers.
  */
 
 export interface NamespaceOptions {
   chunkSize: number;
-  /** How long a chunk that lost its last reference waits before it is deleted (a racing commit may reuse it). */
-  deleteGraceMs: number;
 }
 
 const PERMISSION_BITS = 0o7777;
@@ -44,116 +46,230 @@ export function toAttr(row: InodeRow): Attr {
   };
 }
 
-/** The inode of the last name of a path, throwing ENOENT or ENOTDIR as a walk would. */
-async function resolve(reader: MetaReader, path: string): Promise<InodeRow> {
-  const names = splitPath(path);
-  const steps = await reader.walk(names);
-  if (steps.length < names.length + 1) {
-    const last = steps[steps.length - 1];
-    throw fsError(last && !isDir(last.mode) ? 'ENOTDIR' : 'ENOENT', path);
-  }
-  const inode = await reader.getInode(steps[steps.length - 1]!.ino);
-  if (!inode) throw fsError('ENOENT', path);
-  return inode;
-}
+/** The changes of one operation: applied to the tree at once, and kept for the engine. */
+class Edit {
+  readonly mutations: Mutation[] = [];
 
-/** The parent directory of a path and the last name, checked: ENOENT/ENOTDIR for the parent. */
-async function resolveParent(reader: MetaReader, path: string): Promise<{ parent: InodeRow; name: string; chain: number[] }> {
-  const names = splitPath(path);
-  const name = names.pop();
-  if (name === undefined) throw fsError('EBUSY', path);
-  checkName(name);
-  const steps = await reader.walk(names);
-  if (steps.length < names.length + 1) {
-    const last = steps[steps.length - 1];
-    throw fsError(last && !isDir(last.mode) ? 'ENOTDIR' : 'ENOENT', path);
+  constructor(private readonly tree: Tree) {}
+
+  private push(m: Mutation): void {
+    this.tree.apply(m);
+    this.mutations.push(m);
   }
-  const parentStep = steps[steps.length - 1]!;
-  if (!isDir(parentStep.mode)) throw fsError('ENOTDIR', path);
-  const parent = await reader.getInode(parentStep.ino);
-  if (!parent) throw fsError('ENOENT', path);
-  return { parent, name, chain: steps.map((s) => s.ino) };
+
+  insertInode(fields: Omit<InodeRow, 'ino'>): InodeRow {
+    const inode = { ino: this.tree.allocateIno(), ...fields };
+    this.push({ kind: 'insertInode', inode });
+    return this.tree.get(inode.ino)!;
+  }
+
+  updateInode(ino: number, patch: InodePatch): void {
+    this.push({ kind: 'updateInode', ino, patch });
+  }
+
+  deleteInode(ino: number): void {
+    this.push({ kind: 'deleteInode', ino });
+  }
+
+  insertEntry(parent: number, name: string, ino: number): void {
+    this.push({ kind: 'insertEntry', entry: { parent, name, ino } });
+  }
+
+  deleteEntry(parent: number, name: string): void {
+    this.push({ kind: 'deleteEntry', parent, name });
+  }
+
+  setChunks(ino: number, chunks: readonly ChunkRef[]): void {
+    this.push({ kind: 'setChunks', ino, chunks });
+  }
+
+  copyChunks(from: number, to: number): void {
+    this.push({ kind: 'copyChunks', from, to });
+  }
+
+  setXattr(ino: number, name: string, value: Buffer): void {
+    this.push({ kind: 'setXattr', ino, name, value });
+  }
+
+  removeXattr(ino: number, name: string): void {
+    this.push({ kind: 'removeXattr', ino, name });
+  }
 }
 
 export class Namespace {
-  constructor(
+  private reloading: Promise<void> | undefined;
+
+  private constructor(
     private readonly meta: MetaStore,
     private readonly options: NamespaceOptions,
+    private tree: Tree,
+    private readonly log: Logger,
   ) {}
 
-  async stat(path: string): Promise<Attr> {
-    return toAttr(await resolve(this.meta.read, path));
+  /** Builds the namespace from the database (once at start). */
+  static async load(meta: MetaStore, options: NamespaceOptions, log: Logger): Promise<Namespace> {
+    return new Namespace(meta, options, Tree.fromSnapshot(await meta.loadNamespace()), log);
   }
 
-  async inode(path: string): Promise<InodeRow> {
-    return resolve(this.meta.read, path);
+  /** The inode of the last name of a path, throwing ENOENT or ENOTDIR as a walk would. */
+  private resolve(path: string): InodeRow {
+    const names = splitPath(path);
+    const steps = this.tree.walk(names);
+    if (steps.length < names.length + 1) {
+      const last = steps[steps.length - 1];
+      throw fsError(last && !isDir(last.mode) ? 'ENOTDIR' : 'ENOENT', path);
+    }
+    return steps[steps.length - 1]!;
   }
 
-  async list(path: string): Promise<{ attr: Attr; entries: { name: string; attr: Attr }[] }> {
-    const dir = await resolve(this.meta.read, path);
+  /** The parent directory of a path and the last name, checked: ENOENT/ENOTDIR for the parent. */
+  private resolveParent(path: string): { parent: InodeRow; name: string; chain: number[] } {
+    const names = splitPath(path);
+    const name = names.pop();
+    if (name === undefined) throw fsError('EBUSY', path);
+    checkName(name);
+    const steps = this.tree.walk(names);
+    if (steps.length < names.length + 1) {
+      const last = steps[steps.length - 1];
+      throw fsError(last && !isDir(last.mode) ? 'ENOTDIR' : 'ENOENT', path);
+    }
+    const parent = steps[steps.length - 1]!;
+    if (!isDir(parent.mode)) throw fsError('ENOTDIR', path);
+    return { parent, name, chain: steps.map((s) => s.ino) };
+  }
+
+  /**
+   * Runs one operation: `fn` checks and changes the tree synchronously (refusals throw before any
+   * change), then the change is made durable. If the database fails, the tree is rebuilt from it.
+   */
+  private async change<T>(fn: (edit: Edit) => T): Promise<T> {
+    if (this.reloading) throw new DfsError('EIO', 'the name server is recovering from a metadata write failure');
+    const edit = new Edit(this.tree);
+    let result: T;
+    try {
+      result = fn(edit);
+    } catch (err) {
+      // A refusal after a change would leave the tree ahead of the database: a bug, so resynchronize.
+      if (edit.mutations.length > 0) void this.reload(err);
+      throw err;
+    }
+    if (edit.mutations.length === 0) return result;
+    try {
+      await this.meta.apply(edit.mutations);
+    } catch (err) {
+      void this.reload(err);
+      throw new DfsError('EIO', `metadata write failed: ${(err as Error).message}`);
+    }
+    return result;
+  }
+
+  /** Rebuilds the tree from what the database holds, then accepts changes again. */
+  private reload(cause: unknown): Promise<void> {
+    this.reloading ??= (async () => {
+      this.log.error({ err: cause instanceof Error ? cause.message : String(cause) }, 'metadata write failed; reloading the namespace');
+      for (;;) {
+        try {
+          this.tree = Tree.fromSnapshot(await this.meta.loadNamespace());
+          break;
+        } catch (err) {
+          this.log.error({ err: (err as Error).message }, 'reloading the namespace failed; retrying');
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
+      this.meta.resume();
+      this.reloading = undefined;
+    })();
+    return this.reloading;
+  }
+
+  counts(): { files: number; dirs: number; bytes: number } {
+    return { files: this.tree.files, dirs: this.tree.dirs, bytes: this.tree.bytes };
+  }
+
+  stat(path: string): Attr {
+    return toAttr(this.resolve(path));
+  }
+
+  inode(path: string): InodeRow {
+    return this.resolve(path);
+  }
+
+  inodeByNumber(ino: number): InodeRow | undefined {
+    return this.tree.get(ino);
+  }
+
+  list(path: string): { attr: Attr; entries: { name: string; attr: Attr }[] } {
+    const dir = this.resolve(path);
     if (!isDir(dir.mode)) throw fsError('ENOTDIR', path);
-    const entries = await this.meta.read.listEntries(dir.ino);
-    return { attr: toAttr(dir), entries: entries.map((e) => ({ name: e.name, attr: toAttr(e.inode) })) };
+    return { attr: toAttr(dir), entries: this.tree.entries(dir.ino).map((e) => ({ name: e.name, attr: toAttr(e.inode) })) };
   }
 
-  async readlink(path: string): Promise<string> {
-    const inode = await resolve(this.meta.read, path);
+  readlink(path: string): string {
+    const inode = this.resolve(path);
     if (inode.target === null) throw fsError('EINVAL', path);
     return inode.target;
   }
 
   async fileChunks(path: string): Promise<{ inode: InodeRow; chunks: ChunkRef[] }> {
-    const inode = await resolve(this.meta.read, path);
+    const inode = this.resolve(path);
     if (isDir(inode.mode)) throw fsError('EISDIR', path);
-    return { inode, chunks: await this.meta.read.fileChunks(inode.ino) };
+    return { inode: { ...inode }, chunks: await this.meta.read.fileChunks(inode.ino) };
   }
 
   mkdir(path: string, mode: number, uid: number, gid: number, parents: boolean): Promise<Attr> {
-    if (parents) return this.mkdirParents(path, mode, uid, gid);
-    if (splitPath(path).length === 0) return Promise.reject(fsError('EEXIST', path));
-    return this.meta.write(async (tx) => {
-      const { parent, name } = await resolveParent(tx, path);
-      if (await tx.lookup(parent.ino, name)) throw fsError('EEXIST', path);
-      return toAttr(await this.makeDir(tx, parent, name, mode, uid, gid));
-    });
-  }
-
-  private mkdirParents(path: string, mode: number, uid: number, gid: number): Promise<Attr> {
-    const names = splitPath(path);
-    return this.meta.write(async (tx) => {
-      let dir = (await tx.getInode(ROOT_INO))!;
-      for (const [i, name] of names.entries()) {
-        const existing = await tx.lookup(dir.ino, name);
-        if (existing) {
-          if (!isDir(existing.mode)) throw fsError(i === names.length - 1 ? 'EEXIST' : 'ENOTDIR', '/' + names.slice(0, i + 1).join('/'));
-          dir = existing;
-        } else {
-          dir = await this.makeDir(tx, dir, name, mode, uid, gid);
-        }
+    return this.change((edit) => {
+      const names = splitPath(path);
+      if (names.length === 0) {
+        if (parents) return toAttr(this.tree.get(ROOT_INO)!);
+        throw fsError('EEXIST', path);
       }
+      if (!parents) {
+        const { parent, name } = this.resolveParent(path);
+        if (this.tree.lookup(parent.ino, name)) throw fsError('EEXIST', path);
+        return toAttr(this.makeDir(edit, parent, name, mode, uid, gid));
+      }
+      // mkdir -p: check the whole path first, so a refusal changes nothing.
+      let dir = this.tree.get(ROOT_INO)!;
+      let i = 0;
+      for (; i < names.length; i++) {
+        checkName(names[i]!);
+        const existing = this.tree.lookup(dir.ino, names[i]!);
+        if (!existing) break;
+        if (!isDir(existing.mode)) throw fsError(i === names.length - 1 ? 'EEXIST' : 'ENOTDIR', '/' + names.slice(0, i + 1).join('/'));
+        dir = existing;
+      }
+      for (const name of names.slice(i + 1)) checkName(name);
+      for (; i < names.length; i++) dir = this.makeDir(edit, dir, names[i]!, mode, uid, gid);
       return toAttr(dir);
     });
   }
 
-  private async makeDir(tx: MetaTx, parent: InodeRow, name: string, mode: number, uid: number, gid: number): Promise<InodeRow> {
+  private makeDir(edit: Edit, parent: InodeRow, name: string, mode: number, uid: number, gid: number): InodeRow {
     const now = nowNs();
     // A directory in a set-group-ID directory takes its group and its set-group-ID bit (as ext4).
     const inherit = (parent.mode & S_ISGID) !== 0;
-    const row = {
+    const inode = edit.insertInode({
       mode: fileTypes.dir | (mode & PERMISSION_BITS) | (inherit ? S_ISGID : 0),
       uid,
       gid: inherit ? parent.gid : gid,
-      size: 0, nlink: 2, rdev: 0, atime: now, mtime: now, ctime: now, version: 0, target: null };
-    const ino = await tx.insertInode(row);
-    await tx.insertEntry(parent.ino, name, ino);
-    await tx.updateInode(parent.ino, { nlink: parent.nlink + 1, mtime: now, ctime: now });
-    return { ino, ...row };
+      size: 0,
+      nlink: 2,
+      rdev: 0,
+      atime: now,
+      mtime: now,
+      ctime: now,
+      version: 0,
+      target: null,
+    });
+    edit.insertEntry(parent.ino, name, inode.ino);
+    edit.updateInode(parent.ino, { nlink: parent.nlink + 1, mtime: now, ctime: now });
+    return inode;
   }
 
   create(path: string, mode: number, uid: number, gid: number, rdev: number, exclusive: boolean): Promise<Attr> {
-    return this.meta.write(async (tx) => {
-      const { parent, name } = await resolveParent(tx, path);
-      const existing = await tx.lookup(parent.ino, name);
+    return this.change((edit) => {
+      const { parent, name } = this.resolveParent(path);
+      const existing = this.tree.lookup(parent.ino, name);
       if (existing) {
         if (exclusive) throw fsError('EEXIST', path);
         if (isDir(existing.mode)) throw fsError('EISDIR', path);
@@ -162,21 +278,31 @@ export class Namespace {
       const type = mode & S_IFMT || fileTypes.file;
       if (type === fileTypes.dir || type === fileTypes.symlink || typeOfMode(type) === undefined) throw fsError('EINVAL', path);
       const now = nowNs();
-      const group = parent.mode & S_ISGID ? parent.gid : gid;
-      const row = { mode: type | (mode & PERMISSION_BITS), uid, gid: group, size: 0, nlink: 1, rdev, atime: now, mtime: now, ctime: now, version: 0, target: null };
-      const ino = await tx.insertInode(row);
-      await tx.insertEntry(parent.ino, name, ino);
-      await tx.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr({ ino, ...row });
+      const inode = edit.insertInode({
+        mode: type | (mode & PERMISSION_BITS),
+        uid,
+        gid: parent.mode & S_ISGID ? parent.gid : gid,
+        size: 0,
+        nlink: 1,
+        rdev,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        version: 0,
+        target: null,
+      });
+      edit.insertEntry(parent.ino, name, inode.ino);
+      edit.updateInode(parent.ino, { mtime: now, ctime: now });
+      return toAttr(inode);
     });
   }
 
   symlink(path: string, target: string, uid: number, gid: number): Promise<Attr> {
-    return this.meta.write(async (tx) => {
-      const { parent, name } = await resolveParent(tx, path);
-      if (await tx.lookup(parent.ino, name)) throw fsError('EEXIST', path);
+    return this.change((edit) => {
+      const { parent, name } = this.resolveParent(path);
+      if (this.tree.lookup(parent.ino, name)) throw fsError('EEXIST', path);
       const now = nowNs();
-      const row = {
+      const inode = edit.insertInode({
         mode: fileTypes.symlink | 0o777,
         uid,
         gid: parent.mode & S_ISGID ? parent.gid : gid,
@@ -188,93 +314,105 @@ export class Namespace {
         ctime: now,
         version: 0,
         target,
-      };
-      const ino = await tx.insertInode(row);
-      await tx.insertEntry(parent.ino, name, ino);
-      await tx.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr({ ino, ...row });
+      });
+      edit.insertEntry(parent.ino, name, inode.ino);
+      edit.updateInode(parent.ino, { mtime: now, ctime: now });
+      return toAttr(inode);
     });
   }
 
   link(existingPath: string, path: string): Promise<Attr> {
-    return this.meta.write(async (tx) => {
-      const inode = await resolve(tx, existingPath);
-      const { parent, name } = await resolveParent(tx, path);
-      if (await tx.lookup(parent.ino, name)) throw fsError('EEXIST', path);
+    return this.change((edit) => {
+      const inode = this.resolve(existingPath);
+      const { parent, name } = this.resolveParent(path);
+      if (this.tree.lookup(parent.ino, name)) throw fsError('EEXIST', path);
       if (isDir(inode.mode)) throw fsError('EPERM', existingPath);
       const now = nowNs();
-      await tx.insertEntry(parent.ino, name, inode.ino);
-      await tx.updateInode(inode.ino, { nlink: inode.nlink + 1, ctime: now });
-      await tx.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr({ ...inode, nlink: inode.nlink + 1, ctime: now });
+      edit.insertEntry(parent.ino, name, inode.ino);
+      edit.updateInode(inode.ino, { nlink: inode.nlink + 1, ctime: now });
+      edit.updateInode(parent.ino, { mtime: now, ctime: now });
+      return toAttr(inode);
     });
   }
 
-  unlink(path: string): Promise<void> {
-    return this.meta.write(async (tx) => {
-      const { parent, name } = await resolveParent(tx, path);
-      const inode = await tx.lookup(parent.ino, name);
+  /** Removes a name; resolves to the inode that lost it. */
+  unlink(path: string): Promise<number> {
+    return this.change((edit) => {
+      const { parent, name } = this.resolveParent(path);
+      const inode = this.tree.lookup(parent.ino, name);
       if (!inode) throw fsError('ENOENT', path);
       if (isDir(inode.mode)) throw fsError('EISDIR', path);
       const now = nowNs();
-      await tx.deleteEntry(parent.ino, name);
-      await this.dropLink(tx, inode, now);
-      await tx.updateInode(parent.ino, { mtime: now, ctime: now });
+      const ino = inode.ino;
+      edit.deleteEntry(parent.ino, name);
+      this.dropLink(edit, inode, now);
+      edit.updateInode(parent.ino, { mtime: now, ctime: now });
+      return ino;
     });
   }
 
   rmdir(path: string): Promise<void> {
-    return this.meta.write(async (tx) => {
-      const { parent, name } = await resolveParent(tx, path);
-      const inode = await tx.lookup(parent.ino, name);
+    return this.change((edit) => {
+      const { parent, name } = this.resolveParent(path);
+      const inode = this.tree.lookup(parent.ino, name);
       if (!inode) throw fsError('ENOENT', path);
       if (!isDir(inode.mode)) throw fsError('ENOTDIR', path);
-      if (await tx.hasEntries(inode.ino)) throw fsError('ENOTEMPTY', path);
+      if (this.tree.hasChildren(inode.ino)) throw fsError('ENOTEMPTY', path);
       const now = nowNs();
-      await tx.deleteEntry(parent.ino, name);
-      await tx.deleteInode(inode.ino, Date.now(), this.options.deleteGraceMs);
-      await tx.updateInode(parent.ino, { nlink: parent.nlink - 1, mtime: now, ctime: now });
+      edit.deleteEntry(parent.ino, name);
+      edit.deleteInode(inode.ino);
+      edit.updateInode(parent.ino, { nlink: parent.nlink - 1, mtime: now, ctime: now });
     });
   }
 
-  /** rename(2): one metadata transaction, no data moves; replaces the target as Linux does. */
-  rename(from: string, to: string, noReplace: boolean): Promise<void> {
-    return this.meta.write(async (tx) => {
-      const src = await resolveParent(tx, from);
-      const srcInode = await tx.lookup(src.parent.ino, src.name);
+  /**
+   * rename(2): one metadata transaction, no data moves; replaces the target as Linux does. Resolves to
+   * the inode of a file it replaced, if any.
+   */
+  rename(from: string, to: string, noReplace: boolean): Promise<number | undefined> {
+    return this.change((edit) => {
+      const src = this.resolveParent(from);
+      const srcInode = this.tree.lookup(src.parent.ino, src.name);
       if (!srcInode) throw fsError('ENOENT', from);
-      const dst = await resolveParent(tx, to);
+      const dst = this.resolveParent(to);
       // Moving a directory into itself or below itself.
       if (isDir(srcInode.mode) && (dst.chain.includes(srcInode.ino) || dst.parent.ino === srcInode.ino)) throw fsError('EINVAL', to);
-      const dstInode = await tx.lookup(dst.parent.ino, dst.name);
+      const dstInode = this.tree.lookup(dst.parent.ino, dst.name);
       if (dstInode) {
         if (noReplace) throw fsError('EEXIST', to);
         // Two names of one inode: rename does nothing.
-        if (dstInode.ino === srcInode.ino) return;
+        if (dstInode.ino === srcInode.ino) return undefined;
         if (isDir(srcInode.mode) && !isDir(dstInode.mode)) throw fsError('ENOTDIR', to);
         if (!isDir(srcInode.mode) && isDir(dstInode.mode)) throw fsError('EISDIR', to);
-        if (isDir(dstInode.mode) && (await tx.hasEntries(dstInode.ino))) throw fsError('ENOTEMPTY', to);
+        if (isDir(dstInode.mode) && this.tree.hasChildren(dstInode.ino)) throw fsError('ENOTEMPTY', to);
       }
       const now = nowNs();
+      const replacedFile = dstInode && !isDir(dstInode.mode) ? dstInode.ino : undefined;
+      // Link counts of the two parents, worked out before any change.
+      const srcParent = src.parent.ino;
+      const dstParent = dst.parent.ino;
+      const srcNlink = src.parent.nlink;
+      let dstNlink = dst.parent.nlink;
       if (dstInode) {
-        await tx.deleteEntry(dst.parent.ino, dst.name);
+        edit.deleteEntry(dstParent, dst.name);
         if (isDir(dstInode.mode)) {
-          await tx.deleteInode(dstInode.ino, Date.now(), this.options.deleteGraceMs);
-          dst.parent.nlink -= 1;
+          edit.deleteInode(dstInode.ino);
+          dstNlink -= 1;
         } else {
-          await this.dropLink(tx, dstInode, now);
+          this.dropLink(edit, dstInode, now);
         }
       }
-      await tx.deleteEntry(src.parent.ino, src.name);
-      await tx.insertEntry(dst.parent.ino, dst.name, srcInode.ino);
-      await tx.updateInode(srcInode.ino, { ctime: now });
-      const movedDir = isDir(srcInode.mode) && src.parent.ino !== dst.parent.ino ? 1 : 0;
-      if (src.parent.ino === dst.parent.ino) {
-        await tx.updateInode(dst.parent.ino, { nlink: dst.parent.nlink, mtime: now, ctime: now });
+      edit.deleteEntry(srcParent, src.name);
+      edit.insertEntry(dstParent, dst.name, srcInode.ino);
+      edit.updateInode(srcInode.ino, { ctime: now });
+      if (srcParent === dstParent) {
+        edit.updateInode(dstParent, { nlink: dstNlink, mtime: now, ctime: now });
       } else {
-        await tx.updateInode(src.parent.ino, { nlink: src.parent.nlink - movedDir, mtime: now, ctime: now });
-        await tx.updateInode(dst.parent.ino, { nlink: dst.parent.nlink + movedDir, mtime: now, ctime: now });
+        const movedDir = isDir(srcInode.mode) ? 1 : 0;
+        edit.updateInode(srcParent, { nlink: srcNlink - movedDir, mtime: now, ctime: now });
+        edit.updateInode(dstParent, { nlink: dstNlink + movedDir, mtime: now, ctime: now });
       }
+      return replacedFile;
     });
   }
 
@@ -282,54 +420,47 @@ export class Namespace {
     path: string,
     patch: { mode?: number | undefined; uid?: number | undefined; gid?: number | undefined; atime?: string | undefined; mtime?: string | undefined; size?: 0 | undefined },
   ): Promise<Attr> {
-    return this.meta.write(async (tx) => {
-      const inode = await resolve(tx, path);
+    return this.change((edit) => {
+      const inode = this.resolve(path);
+      if (patch.size !== undefined) {
+        if (isDir(inode.mode)) throw fsError('EISDIR', path);
+        if (!isFile(inode.mode)) throw fsError('EINVAL', path);
+      }
       const now = nowNs();
-      const next: InodeRow = { ...inode, ctime: now };
+      const next: InodePatch = { ctime: now };
       if (patch.mode !== undefined) next.mode = (inode.mode & S_IFMT) | (patch.mode & PERMISSION_BITS);
       if (patch.uid !== undefined) next.uid = patch.uid;
       if (patch.gid !== undefined) next.gid = patch.gid;
       if (patch.atime !== undefined) next.atime = patch.atime;
       if (patch.mtime !== undefined) next.mtime = patch.mtime;
       if (patch.size !== undefined) {
-        if (isDir(inode.mode)) throw fsError('EISDIR', path);
-        if (!isFile(inode.mode)) throw fsError('EINVAL', path);
         if (inode.size !== 0) {
-          await tx.setFileChunks(inode.ino, [], Date.now(), this.options.deleteGraceMs);
+          edit.setChunks(inode.ino, []);
           next.size = 0;
           next.version = inode.version + 1;
         }
         if (patch.mtime === undefined) next.mtime = now;
       }
-      await tx.updateInode(inode.ino, next);
-      return toAttr(next);
+      edit.updateInode(inode.ino, next);
+      return toAttr(inode);
     });
   }
 
   /**
-   * Replaces a file's content. `verify` runs inside the transaction and must throw if a chunk is no longer
-   * held well enough (it may have been collected since the caller checked).
+   * Replaces a file's content with a chunk list the caller has checked is held well enough (and pinned
+   * against collection until this resolves).
    */
-  commit(
-    path: string,
-    ino: number | undefined,
-    chunks: readonly ChunkRef[],
-    size: number,
-    mtime: string | undefined,
-    verify: (tx: MetaTx) => Promise<void>,
-  ): Promise<Attr> {
+  commit(path: string, ino: number | undefined, chunks: readonly ChunkRef[], size: number, mtime: string | undefined): Promise<Attr> {
     this.checkChunkList(path, chunks, size);
-    return this.meta.write(async (tx) => {
-      const inode = ino !== undefined ? await tx.getInode(ino) : await resolve(tx, path);
+    return this.change((edit) => {
+      const inode = ino !== undefined ? this.tree.get(ino) : this.resolve(path);
       if (!inode) throw fsError('ENOENT', path);
       if (isDir(inode.mode)) throw fsError('EISDIR', path);
       if (!isFile(inode.mode)) throw fsError('EINVAL', path);
-      await verify(tx);
       const now = nowNs();
-      await tx.setFileChunks(inode.ino, chunks, Date.now(), this.options.deleteGraceMs);
-      const next: InodeRow = { ...inode, size, version: inode.version + 1, mtime: mtime ?? now, ctime: now };
-      await tx.updateInode(inode.ino, next);
-      return toAttr(next);
+      edit.setChunks(inode.ino, chunks);
+      edit.updateInode(inode.ino, { size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
+      return toAttr(inode);
     });
   }
 
@@ -349,75 +480,72 @@ export class Namespace {
 
   /** Copies a file by sharing its chunks; an existing target file keeps its inode and gets the content. */
   copy(from: string, to: string, overwrite: boolean, uid: number, gid: number): Promise<Attr> {
-    return this.meta.write(async (tx) => {
-      const source = await resolve(tx, from);
+    return this.change((edit) => {
+      const source = this.resolve(from);
       if (isDir(source.mode)) throw fsError('EISDIR', from);
       if (!isFile(source.mode)) throw fsError('EINVAL', from);
-      const chunks = await tx.fileChunks(source.ino);
-      const { parent, name } = await resolveParent(tx, to);
-      const existing = await tx.lookup(parent.ino, name);
+      const { parent, name } = this.resolveParent(to);
+      const existing = this.tree.lookup(parent.ino, name);
       const now = nowNs();
       if (existing) {
         if (!overwrite) throw fsError('EEXIST', to);
         if (isDir(existing.mode)) throw fsError('EISDIR', to);
         if (!isFile(existing.mode)) throw fsError('EINVAL', to);
         if (existing.ino === source.ino) return toAttr(existing);
-        await tx.setFileChunks(existing.ino, chunks, Date.now(), this.options.deleteGraceMs);
-        const next: InodeRow = { ...existing, size: source.size, version: existing.version + 1, mtime: now, ctime: now };
-        await tx.updateInode(existing.ino, next);
-        return toAttr(next);
+        edit.copyChunks(source.ino, existing.ino);
+        edit.updateInode(existing.ino, { size: source.size, version: existing.version + 1, mtime: now, ctime: now });
+        return toAttr(existing);
       }
-      const row = { ...source, uid, gid, nlink: 1, atime: now, mtime: now, ctime: now, version: 1 };
-      const { ino: _old, ...fields } = row;
-      const ino = await tx.insertInode(fields);
-      await tx.insertEntry(parent.ino, name, ino);
-      await tx.setFileChunks(ino, chunks, Date.now(), this.options.deleteGraceMs);
-      await tx.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr({ ...row, ino });
+      const { ino: _sourceIno, ...fields } = source;
+      const inode = edit.insertInode({ ...fields, uid, gid, nlink: 1, atime: now, mtime: now, ctime: now, version: 1 });
+      edit.insertEntry(parent.ino, name, inode.ino);
+      edit.copyChunks(source.ino, inode.ino);
+      edit.updateInode(parent.ino, { mtime: now, ctime: now });
+      return toAttr(inode);
     });
   }
 
-  async getXattr(path: string, name: string): Promise<Buffer> {
-    const inode = await resolve(this.meta.read, path);
+  getXattr(path: string, name: string): Buffer {
+    const inode = this.resolve(path);
     checkXattrName(name);
-    const value = await this.meta.read.getXattr(inode.ino, name);
+    const value = this.tree.xattr(inode.ino, name);
     if (value === undefined) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
     return value;
   }
 
-  async listXattrs(path: string): Promise<string[]> {
-    const inode = await resolve(this.meta.read, path);
-    return this.meta.read.listXattrs(inode.ino);
+  listXattrs(path: string): string[] {
+    return this.tree.xattrNames(this.resolve(path).ino);
   }
 
   setXattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
-    checkXattrName(name);
-    if (value.length > XATTR_SIZE_MAX) throw new DfsError('E2BIG', `${name}: value longer than ${XATTR_SIZE_MAX} bytes`);
-    return this.meta.write(async (tx) => {
-      const inode = await resolve(tx, path);
+    return this.change((edit) => {
+      checkXattrName(name);
+      if (value.length > XATTR_SIZE_MAX) throw new DfsError('E2BIG', `${name}: value longer than ${XATTR_SIZE_MAX} bytes`);
+      const inode = this.resolve(path);
       // Linux allows user.* attributes only on regular files and directories.
       if (name.startsWith('user.') && !isFile(inode.mode) && !isDir(inode.mode)) throw fsError('EPERM', path);
-      const exists = (await tx.getXattr(inode.ino, name)) !== undefined;
+      const exists = this.tree.xattr(inode.ino, name) !== undefined;
       if (flags & XATTR_CREATE && exists) throw fsError('EEXIST', path);
       if (flags & XATTR_REPLACE && !exists) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
-      await tx.setXattr(inode.ino, name, value);
-      await tx.updateInode(inode.ino, { ctime: nowNs() });
+      edit.setXattr(inode.ino, name, value);
+      edit.updateInode(inode.ino, { ctime: nowNs() });
     });
   }
 
   removeXattr(path: string, name: string): Promise<void> {
-    checkXattrName(name);
-    return this.meta.write(async (tx) => {
-      const inode = await resolve(tx, path);
-      if (!(await tx.removeXattr(inode.ino, name))) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
-      await tx.updateInode(inode.ino, { ctime: nowNs() });
+    return this.change((edit) => {
+      checkXattrName(name);
+      const inode = this.resolve(path);
+      if (this.tree.xattr(inode.ino, name) === undefined) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
+      edit.removeXattr(inode.ino, name);
+      edit.updateInode(inode.ino, { ctime: nowNs() });
     });
   }
 
   /** One name of an inode is gone: drop the inode with its last name. */
-  private async dropLink(tx: MetaTx, inode: InodeRow, now: string): Promise<void> {
-    if (inode.nlink <= 1) await tx.deleteInode(inode.ino, Date.now(), this.options.deleteGraceMs);
-    else await tx.updateInode(inode.ino, { nlink: inode.nlink - 1, ctime: now });
+  private dropLink(edit: Edit, inode: InodeRow, now: string): void {
+    if (inode.nlink <= 1) edit.deleteInode(inode.ino);
+    else edit.updateInode(inode.ino, { nlink: inode.nlink - 1, ctime: now });
   }
 }
 

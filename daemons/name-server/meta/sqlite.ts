@@ -1,22 +1,99 @@
 import type { ChunkRef } from '../../../protocol/schemas.js';
-import { SqliteConnection } from './sqlite-connection.js';
+import { SqliteConnection, type Params } from './sqlite-connection.js';
 import { SCHEMA_VERSION, schemaSql } from './sqlite-schema.js';
-import type { ChunkRow, InodePatch, InodeRow, MetaReader, MetaStore, MetaTx, NewInode, ReplicaCounts, ServerRow, WalkStep } from './store.js';
+import type { ChunkRow, EntryRow, InodeRow, MetaReader, MetaStore, MetaTx, Mutation, NamespaceSnapshot, ReplicaCounts, ServerRow, XattrRow } from './store.js';
 
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const INODE_COLUMNS = 'ino, mode, uid, gid, size, nlink, rdev, atime, mtime, ctime, version, target';
 const INODE_FIELDS = ['mode', 'uid', 'gid', 'size', 'nlink', 'rdev', 'atime', 'mtime', 'ctime', 'version', 'target'] as const;
 /** Most operations one group commit takes in. */
 const MAX_GROUP = 256;
+/** Rows per multi-row INSERT (SQLite allows 32,766 parameters). */
+const ROWS_PER_INSERT = 500;
 
 export interface SqliteOptions {
   file: string;
   /** 'full' fsyncs every commit (an acknowledged change survives power loss); 'normal' only survives a process crash. */
   synchronous: 'full' | 'normal';
+  /** How long a chunk that lost its last reference waits before it may be collected. */
+  deleteGraceMs: number;
   /** Called once, in the first transaction, to create the root and settings of a new database. */
   initialize: (tx: MetaTx) => Promise<void>;
+}
+
+/** A failed write transaction: an I/O failure of the database, not a refusal. */
+export class MetaWriteError extends Error {
+  constructor(cause: unknown) {
+    super(`metadata write failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'MetaWriteError';
+  }
+}
+
+type Statement = [sql: string, params: Params];
+
+/** Decrements the references a file's chunk list holds (before the list is dropped or replaced). */
+function dropReferences(ino: number, gcAfter: number): Statement {
+  return [
+    `UPDATE chunks SET
+       refs = refs - (SELECT count(*) FROM file_chunks f WHERE f.ino = ?1 AND f.hash = chunks.hash),
+       gc_after = CASE WHEN refs - (SELECT count(*) FROM file_chunks f WHERE f.ino = ?1 AND f.hash = chunks.hash) <= 0 THEN ?2 ELSE gc_after END
+     WHERE hash IN (SELECT hash FROM file_chunks WHERE ino = ?1)`,
+    [ino, gcAfter],
+  ];
+}
+
+/** Increments the references of a file's (new) chunk list. */
+function addReferences(ino: number): Statement {
+  return [
+    `UPDATE chunks SET refs = refs + (SELECT count(*) FROM file_chunks f WHERE f.ino = ?1 AND f.hash = chunks.hash)
+     WHERE hash IN (SELECT hash FROM file_chunks WHERE ino = ?1)`,
+    [ino],
+  ];
+}
+
+/** The statements that carry out one mutation. A chunk losing its last reference waits `gcAfter`. */
+function statementsFor(m: Mutation, gcAfter: number): Statement[] {
+  switch (m.kind) {
+    case 'insertInode':
+      return [[`INSERT INTO inodes (ino, ${INODE_FIELDS.join(', ')}) VALUES (?, ${INODE_FIELDS.map(() => '?').join(', ')})`, [m.inode.ino, ...INODE_FIELDS.map((f) => m.inode[f])]]];
+    case 'updateInode': {
+      const fields = INODE_FIELDS.filter((f) => m.patch[f] !== undefined);
+      if (fields.length === 0) return [];
+      return [[`UPDATE inodes SET ${fields.map((f) => `${f} = ?`).join(', ')} WHERE ino = ?`, [...fields.map((f) => m.patch[f]), m.ino]]];
+    }
+    case 'deleteInode':
+      return [
+        dropReferences(m.ino, gcAfter),
+        ['DELETE FROM file_chunks WHERE ino = ?', [m.ino]],
+        ['DELETE FROM xattrs WHERE ino = ?', [m.ino]],
+        ['DELETE FROM inodes WHERE ino = ?', [m.ino]],
+      ];
+    case 'insertEntry':
+      return [['INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)', [m.entry.parent, m.entry.name, m.entry.ino]]];
+    case 'deleteEntry':
+      return [['DELETE FROM dentries WHERE parent = ? AND name = ?', [m.parent, m.name]]];
+    case 'setChunks': {
+      const out: Statement[] = [dropReferences(m.ino, gcAfter), ['DELETE FROM file_chunks WHERE ino = ?', [m.ino]]];
+      for (let i = 0; i < m.chunks.length; i += ROWS_PER_INSERT) {
+        const rows = m.chunks.slice(i, i + ROWS_PER_INSERT);
+        out.push([
+          `INSERT INTO file_chunks (ino, idx, hash, size) VALUES ${rows.map(() => '(?, ?, ?, ?)').join(', ')}`,
+          rows.flatMap((c, j) => [m.ino, i + j, c.hash, c.size]),
+        ]);
+      }
+      if (m.chunks.length > 0) out.push(addReferences(m.ino));
+      return out;
+    }
+    case 'copyChunks':
+      return [
+        dropReferences(m.to, gcAfter),
+        ['DELETE FROM file_chunks WHERE ino = ?', [m.to]],
+        ['INSERT INTO file_chunks (ino, idx, hash, size) SELECT ?, idx, hash, size FROM file_chunks WHERE ino = ?', [m.to, m.from]],
+        addReferences(m.to),
+      ];
+    case 'setXattr':
+      return [['INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', [m.ino, m.name, m.value]]];
+    case 'removeXattr':
+      return [['DELETE FROM xattrs WHERE ino = ? AND name = ?', [m.ino, m.name]]];
+  }
 }
 
 class SqliteReader implements MetaReader {
@@ -24,45 +101,6 @@ class SqliteReader implements MetaReader {
 
   async getMeta(key: string): Promise<string | undefined> {
     return (await this.db.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]))?.value;
-  }
-
-  walk(names: readonly string[]): Promise<WalkStep[]> {
-    return this.db.all<WalkStep>(
-      `WITH RECURSIVE names(depth, name) AS (SELECT key + 1, value FROM json_each(?)),
-       walk(depth, ino, mode) AS (
-         SELECT 0, ino, mode FROM inodes WHERE ino = 1
-         UNION ALL
-         SELECT w.depth + 1, i.ino, i.mode FROM walk w
-           JOIN names n ON n.depth = w.depth + 1
-           JOIN dentries d ON d.parent = w.ino AND d.name = n.name
-           JOIN inodes i ON i.ino = d.ino
-       )
-       SELECT ino, mode FROM walk ORDER BY depth`,
-      [JSON.stringify(names)],
-    );
-  }
-
-  getInode(ino: number): Promise<InodeRow | undefined> {
-    return this.db.get<InodeRow>(`SELECT ${INODE_COLUMNS} FROM inodes WHERE ino = ?`, [ino]);
-  }
-
-  lookup(parent: number, name: string): Promise<InodeRow | undefined> {
-    return this.db.get<InodeRow>(
-      `SELECT i.${INODE_COLUMNS.replaceAll(', ', ', i.')} FROM dentries d JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? AND d.name = ?`,
-      [parent, name],
-    );
-  }
-
-  async hasEntries(dir: number): Promise<boolean> {
-    return (await this.db.get('SELECT 1 FROM dentries WHERE parent = ? LIMIT 1', [dir])) !== undefined;
-  }
-
-  async listEntries(dir: number): Promise<{ name: string; inode: InodeRow }[]> {
-    const rows = await this.db.all<InodeRow & { name: string }>(
-      `SELECT d.name, i.${INODE_COLUMNS.replaceAll(', ', ', i.')} FROM dentries d JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name`,
-      [dir],
-    );
-    return rows.map(({ name, ...inode }) => ({ name, inode }));
   }
 
   fileChunks(ino: number): Promise<ChunkRef[]> {
@@ -147,93 +185,24 @@ class SqliteReader implements MetaReader {
     return rows.map((r) => r.hash);
   }
 
-  async counts(): Promise<{ files: number; dirs: number; chunks: number; bytes: number; pendingDeletes: number }> {
-    const row = await this.db.get<{ files: number; dirs: number; chunks: number; bytes: number; pendingDeletes: number }>(
-      `SELECT
-         (SELECT count(*) FROM inodes WHERE (mode & ${S_IFMT}) = ${S_IFREG}) AS files,
-         (SELECT count(*) FROM inodes WHERE (mode & ${S_IFMT}) = ${S_IFDIR}) AS dirs,
-         (SELECT count(*) FROM chunks) AS chunks,
-         (SELECT coalesce(sum(size), 0) FROM inodes WHERE (mode & ${S_IFMT}) = ${S_IFREG}) AS bytes,
-         (SELECT count(*) FROM delete_queue) AS pendingDeletes`,
+  async counts(): Promise<{ chunks: number; pendingDeletes: number }> {
+    const row = await this.db.get<{ chunks: number; pendingDeletes: number }>(
+      'SELECT (SELECT count(*) FROM chunks) AS chunks, (SELECT count(*) FROM delete_queue) AS pendingDeletes',
     );
-    return row ?? { files: 0, dirs: 0, chunks: 0, bytes: 0, pendingDeletes: 0 };
-  }
-
-  async getXattr(ino: number, name: string): Promise<Buffer | undefined> {
-    return (await this.db.get<{ value: Buffer }>('SELECT value FROM xattrs WHERE ino = ? AND name = ?', [ino, name]))?.value;
-  }
-
-  async listXattrs(ino: number): Promise<string[]> {
-    return (await this.db.all<{ name: string }>('SELECT name FROM xattrs WHERE ino = ? ORDER BY name', [ino])).map((r) => r.name);
+    return row ?? { chunks: 0, pendingDeletes: 0 };
   }
 }
 
 class SqliteTx extends SqliteReader implements MetaTx {
-  readonly hooks: (() => void)[] = [];
-
-  afterCommit(fn: () => void): void {
-    this.hooks.push(fn);
+  constructor(
+    db: SqliteConnection,
+    private readonly deleteGraceMs: number,
+  ) {
+    super(db);
   }
 
   async setMeta(key: string, value: string): Promise<void> {
     await this.db.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
-  }
-
-  async insertInode(inode: NewInode): Promise<number> {
-    const { lastID } = await this.db.run(
-      `INSERT INTO inodes (${INODE_FIELDS.join(', ')}) VALUES (${INODE_FIELDS.map(() => '?').join(', ')})`,
-      INODE_FIELDS.map((f) => inode[f]),
-    );
-    return lastID;
-  }
-
-  async updateInode(ino: number, patch: InodePatch): Promise<void> {
-    const fields = INODE_FIELDS.filter((f) => patch[f] !== undefined);
-    if (fields.length === 0) return;
-    await this.db.run(`UPDATE inodes SET ${fields.map((f) => `${f} = ?`).join(', ')} WHERE ino = ?`, [...fields.map((f) => patch[f]), ino]);
-  }
-
-  async deleteInode(ino: number, now: number, deleteGraceMs: number): Promise<void> {
-    await this.setFileChunks(ino, [], now, deleteGraceMs);
-    await this.db.run('DELETE FROM xattrs WHERE ino = ?', [ino]);
-    await this.db.run('DELETE FROM inodes WHERE ino = ?', [ino]);
-  }
-
-  async insertEntry(parent: number, name: string, ino: number): Promise<void> {
-    await this.db.run('INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)', [parent, name, ino]);
-  }
-
-  async deleteEntry(parent: number, name: string): Promise<void> {
-    await this.db.run('DELETE FROM dentries WHERE parent = ? AND name = ?', [parent, name]);
-  }
-
-  async setFileChunks(ino: number, chunks: readonly ChunkRef[], now: number, deleteGraceMs: number): Promise<void> {
-    const old = await this.fileChunks(ino);
-    const refDelta = new Map<string, number>();
-    const bump = (hash: string, by: number): void => {
-      refDelta.set(hash, (refDelta.get(hash) ?? 0) + by);
-    };
-    for (let idx = 0; idx < Math.max(old.length, chunks.length); idx++) {
-      const before = old[idx];
-      const after = chunks[idx];
-      if (before && after && before.hash === after.hash && before.size === after.size) continue;
-      if (before) bump(before.hash, -1);
-      if (after) {
-        bump(after.hash, +1);
-        await this.db.run('INSERT OR REPLACE INTO file_chunks (ino, idx, hash, size) VALUES (?, ?, ?, ?)', [ino, idx, after.hash, after.size]);
-      }
-    }
-    if (old.length > chunks.length) await this.db.run('DELETE FROM file_chunks WHERE ino = ? AND idx >= ?', [ino, chunks.length]);
-    for (const [hash, delta] of refDelta) {
-      if (delta === 0) continue;
-      // A chunk that loses its last reference waits the delete grace from now, not what is left of the
-      // upload grace it got when it was stored (that is for chunks never committed): a file deleted soon
-      // after it was written frees its space after the delete grace, not an hour later.
-      await this.db.run(
-        `UPDATE chunks SET refs = refs + ?1, gc_after = CASE WHEN refs + ?1 <= 0 THEN ?2 ELSE gc_after END WHERE hash = ?3`,
-        [delta, now + deleteGraceMs, hash],
-      );
-    }
   }
 
   async addReplicas(hash: string, size: number, serverIds: readonly string[], gcAfter: number): Promise<void> {
@@ -276,31 +245,38 @@ class SqliteTx extends SqliteReader implements MetaTx {
     await this.db.run('DELETE FROM delete_queue WHERE server_id = ? AND hash = ?', [serverId, hash]);
   }
 
-  async setXattr(ino: number, name: string, value: Buffer): Promise<void> {
-    await this.db.run('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', [ino, name, value]);
-  }
-
-  async removeXattr(ino: number, name: string): Promise<boolean> {
-    return (await this.db.run('DELETE FROM xattrs WHERE ino = ? AND name = ?', [ino, name])).changes > 0;
+  async apply(mutations: readonly Mutation[]): Promise<void> {
+    await runStatements(this.db, mutations, Date.now() + this.deleteGraceMs);
   }
 }
 
-interface QueuedWrite {
-  fn: (tx: MetaTx) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
+/** Runs the statements of some mutations one after another (sqlite3 does not keep separate statements in order). */
+async function runStatements(db: SqliteConnection, mutations: readonly Mutation[], gcAfter: number): Promise<void> {
+  for (const m of mutations) {
+    for (const [sql, params] of statementsFor(m, gcAfter)) await db.run(sql, params);
+  }
 }
 
-/** The embedded engine: one writer connection (WAL, group commit) and one reader connection. */
+type QueuedWrite =
+  | { kind: 'fn'; fn: (tx: MetaTx) => Promise<unknown>; resolve: (value: unknown) => void; reject: (err: unknown) => void }
+  | { kind: 'mutations'; mutations: readonly Mutation[]; resolve: (value: unknown) => void; reject: (err: unknown) => void };
+
+/**
+ * The embedded engine: one writer connection (WAL, statements in order, group commit) and one reader
+ * connection for reads of committed data.
+ */
 export class SqliteMetaStore implements MetaStore {
   private readonly queue: QueuedWrite[] = [];
   private draining = false;
   private closed = false;
+  /** After a failed transaction: namespace mutations are refused until the namespace has reloaded. */
+  private halted: MetaWriteError | undefined;
 
   private constructor(
     private readonly writer: SqliteConnection,
     private readonly reader: SqliteConnection,
     readonly read: MetaReader,
+    private readonly deleteGraceMs: number,
   ) {}
 
   static async open(options: SqliteOptions): Promise<SqliteMetaStore> {
@@ -310,7 +286,7 @@ export class SqliteMetaStore implements MetaStore {
     await writer.exec(schemaSql);
     const reader = await SqliteConnection.open(options.file, true);
     await reader.exec('PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;');
-    const store = new SqliteMetaStore(writer, reader, new SqliteReader(reader));
+    const store = new SqliteMetaStore(writer, reader, new SqliteReader(reader), options.deleteGraceMs);
     await store.write(async (tx) => {
       if ((await tx.getMeta('schema_version')) === undefined) {
         await tx.setMeta('schema_version', String(SCHEMA_VERSION));
@@ -320,10 +296,32 @@ export class SqliteMetaStore implements MetaStore {
     return store;
   }
 
+  async loadNamespace(): Promise<NamespaceSnapshot> {
+    const [inodes, entries, xattrs] = await Promise.all([
+      this.reader.all<InodeRow>(`SELECT ino, ${INODE_FIELDS.join(', ')} FROM inodes`),
+      this.reader.all<EntryRow>('SELECT parent, name, ino FROM dentries'),
+      this.reader.all<XattrRow>('SELECT ino, name, value FROM xattrs'),
+    ]);
+    return { inodes, entries, xattrs };
+  }
+
+  apply(mutations: readonly Mutation[]): Promise<void> {
+    if (this.halted) return Promise.reject(this.halted);
+    return this.enqueue({ kind: 'mutations', mutations }) as Promise<void>;
+  }
+
+  resume(): void {
+    this.halted = undefined;
+  }
+
   write<T>(fn: (tx: MetaTx) => Promise<T>): Promise<T> {
+    return this.enqueue({ kind: 'fn', fn }) as Promise<T>;
+  }
+
+  private enqueue(entry: { kind: 'fn'; fn: (tx: MetaTx) => Promise<unknown> } | { kind: 'mutations'; mutations: readonly Mutation[] }): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('metadata store is closed'));
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ...entry, resolve, reject } as QueuedWrite);
       if (!this.draining) void this.drain();
     });
   }
@@ -342,40 +340,40 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   private async runGroup(batch: QueuedWrite[]): Promise<void> {
-    const outcomes: { ok: boolean; value: unknown; hooks: (() => void)[] }[] = [];
+    const outcomes: { ok: boolean; value: unknown }[] = [];
     try {
       await this.writer.exec('BEGIN IMMEDIATE');
-    } catch (err) {
-      for (const op of batch) op.reject(err);
-      return;
-    }
-    for (const op of batch) {
-      const tx = new SqliteTx(this.writer);
-      await this.writer.exec('SAVEPOINT op');
-      try {
-        const value = await op.fn(tx);
-        await this.writer.exec('RELEASE op');
-        outcomes.push({ ok: true, value, hooks: tx.hooks });
-      } catch (err) {
-        await this.writer.exec('ROLLBACK TO op; RELEASE op').catch(() => undefined);
-        outcomes.push({ ok: false, value: err, hooks: [] });
+      for (const op of batch) {
+        if (op.kind === 'mutations') {
+          await runStatements(this.writer, op.mutations, Date.now() + this.deleteGraceMs);
+          outcomes.push({ ok: true, value: undefined });
+          continue;
+        }
+        // Bookkeeping may refuse (a chunk went missing): its own changes are undone, the group goes on.
+        const tx = new SqliteTx(this.writer, this.deleteGraceMs);
+        await this.writer.exec('SAVEPOINT op');
+        try {
+          const value = await op.fn(tx);
+          await this.writer.exec('RELEASE op');
+          outcomes.push({ ok: true, value });
+        } catch (err) {
+          await this.writer.exec('ROLLBACK TO op; RELEASE op');
+          outcomes.push({ ok: false, value: err });
+        }
       }
-    }
-    try {
       await this.writer.exec('COMMIT');
     } catch (err) {
       await this.writer.exec('ROLLBACK').catch(() => undefined);
-      for (const op of batch) op.reject(err);
+      // Namespace writes queued behind this group were decided on its results: they fail with it.
+      const failure = new MetaWriteError(err);
+      this.halted = failure;
+      for (const op of [...batch, ...this.queue.splice(0)]) op.reject(failure);
       return;
     }
     batch.forEach((op, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.ok) {
-        for (const hook of outcome.hooks) queueMicrotask(hook);
-        op.resolve(outcome.value);
-      } else {
-        op.reject(outcome.value);
-      }
+      if (outcome.ok) op.resolve(outcome.value);
+      else op.reject(outcome.value);
     });
   }
 

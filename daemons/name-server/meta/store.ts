@@ -2,8 +2,9 @@ import type { ChunkRef } from '../../../protocol/schemas.js';
 
 /**
  * The metadata engine interface. An engine stores rows and runs transactions; it makes no namespace
- * decisions. The rules (name checks, ENOTEMPTY, rename into own subtree …) live once, above it, in
- * namespace.ts, so a networked engine can join SQLite by implementing only this file's interfaces.
+ * decisions. The namespace itself lives in memory (tree.ts) above the engine, with its rules
+ * (namespace.ts); the engine loads it at start and applies each change as a list of mutations, so a
+ * networked engine can join SQLite by implementing only this file's interfaces.
  */
 
 export interface InodeRow {
@@ -23,16 +24,47 @@ export interface InodeRow {
   target: string | null;
 }
 
-export type NewInode = Omit<InodeRow, 'ino'>;
 export type InodePatch = Partial<Omit<InodeRow, 'ino'>>;
 
 export const ROOT_INO = 1;
 
-/** One step of a path walk: the inode a name led to. */
-export interface WalkStep {
+export interface EntryRow {
+  parent: number;
+  name: string;
   ino: number;
-  mode: number;
 }
+
+export interface XattrRow {
+  ino: number;
+  name: string;
+  value: Buffer;
+}
+
+/** Everything the in-memory namespace is built from. */
+export interface NamespaceSnapshot {
+  inodes: InodeRow[];
+  entries: EntryRow[];
+  xattrs: XattrRow[];
+}
+
+/**
+ * One change to the namespace. A namespace operation is a list of these, applied in order in one
+ * transaction. Chunk references follow the chunk-list mutations: a chunk that loses its last reference
+ * becomes collectable after the delete grace period.
+ */
+export type Mutation =
+  | { kind: 'insertInode'; inode: InodeRow }
+  | { kind: 'updateInode'; ino: number; patch: InodePatch }
+  /** Removes an inode with its chunk list (dropping its references) and its xattrs. */
+  | { kind: 'deleteInode'; ino: number }
+  | { kind: 'insertEntry'; entry: EntryRow }
+  | { kind: 'deleteEntry'; parent: number; name: string }
+  /** Replaces a file's chunk list. */
+  | { kind: 'setChunks'; ino: number; chunks: readonly ChunkRef[] }
+  /** Gives `to` the chunk list of `from` (sharing the chunks). */
+  | { kind: 'copyChunks'; from: number; to: number }
+  | { kind: 'setXattr'; ino: number; name: string; value: Buffer }
+  | { kind: 'removeXattr'; ino: number; name: string };
 
 export interface ServerRow {
   id: string;
@@ -59,15 +91,9 @@ export interface ReplicaCounts {
   over: number;
 }
 
-/** What can be read in one consistent call, inside or outside a write transaction. */
+/** Reads of chunk and placement state, inside or outside a write transaction. */
 export interface MetaReader {
   getMeta(key: string): Promise<string | undefined>;
-  /** Follows `names` from the root as far as they exist; the first step is the root. */
-  walk(names: readonly string[]): Promise<WalkStep[]>;
-  getInode(ino: number): Promise<InodeRow | undefined>;
-  lookup(parent: number, name: string): Promise<InodeRow | undefined>;
-  hasEntries(dir: number): Promise<boolean>;
-  listEntries(dir: number): Promise<{ name: string; inode: InodeRow }[]>;
   fileChunks(ino: number): Promise<ChunkRef[]>;
   getChunks(hashes: readonly string[]): Promise<Map<string, ChunkRow>>;
   /** Server ids holding each chunk (all of them, live or not). */
@@ -83,24 +109,12 @@ export interface MetaReader {
   /** Unreferenced chunks whose grace period ran out. */
   garbage(now: number, limit: number): Promise<ChunkRow[]>;
   pendingDeletes(serverId: string, limit: number): Promise<string[]>;
-  counts(): Promise<{ files: number; dirs: number; chunks: number; bytes: number; pendingDeletes: number }>;
-  getXattr(ino: number, name: string): Promise<Buffer | undefined>;
-  listXattrs(ino: number): Promise<string[]>;
+  counts(): Promise<{ chunks: number; pendingDeletes: number }>;
 }
 
+/** Chunk and placement bookkeeping inside a write transaction. */
 export interface MetaTx extends MetaReader {
   setMeta(key: string, value: string): Promise<void>;
-  insertInode(inode: NewInode): Promise<number>;
-  updateInode(ino: number, patch: InodePatch): Promise<void>;
-  /** Removes an inode with its chunk list (dropping chunk references) and xattrs. */
-  deleteInode(ino: number, now: number, deleteGraceMs: number): Promise<void>;
-  insertEntry(parent: number, name: string, ino: number): Promise<void>;
-  deleteEntry(parent: number, name: string): Promise<void>;
-  /**
-   * Replaces a file's chunk list, keeping each chunk's reference count right. Chunks that lose their last
-   * reference become collectable after `deleteGraceMs`.
-   */
-  setFileChunks(ino: number, chunks: readonly ChunkRef[], now: number, deleteGraceMs: number): Promise<void>;
   /** Records that servers hold a chunk; a chunk new to the database is collectable after `gcAfter`. */
   addReplicas(hash: string, size: number, serverIds: readonly string[], gcAfter: number): Promise<void>;
   removeReplica(hash: string, serverId: string): Promise<void>;
@@ -109,20 +123,25 @@ export interface MetaTx extends MetaReader {
   upsertServer(server: ServerRow): Promise<boolean>;
   queueDelete(hash: string, serverId: string, now: number): Promise<void>;
   removeDelete(hash: string, serverId: string): Promise<void>;
-  setXattr(ino: number, name: string, value: Buffer): Promise<void>;
-  /** Returns whether the attribute existed. */
-  removeXattr(ino: number, name: string): Promise<boolean>;
-  /** Runs `fn` after this transaction commits (wake a worker, answer a waiter). */
-  afterCommit(fn: () => void): void;
+  /** Applies namespace mutations (used once, to create the root of a new database). */
+  apply(mutations: readonly Mutation[]): Promise<void>;
 }
 
 export interface MetaStore {
   /** Reads outside any write transaction: sees only committed data. */
   readonly read: MetaReader;
+  /** The whole namespace, to build the in-memory tree from. */
+  loadNamespace(): Promise<NamespaceSnapshot>;
   /**
-   * Runs `fn` in one transaction. Writers are serialized; the engine may commit several together (group
-   * commit), but each `fn` is atomic on its own: if it throws, none of its changes are kept.
+   * Applies one namespace operation's mutations in one transaction; resolves once it is durable. Writes
+   * are serialized and may be committed together (group commit). A failure here is an I/O failure: the
+   * engine fails every write queued behind it too, since they were decided on the failed one's results,
+   * and refuses namespace mutations from then on until `resume()` (after the namespace reloaded).
    */
+  apply(mutations: readonly Mutation[]): Promise<void>;
+  /** Accepts namespace mutations again after a failure. */
+  resume(): void;
+  /** Runs chunk and placement bookkeeping in a transaction, in order with namespace mutations. */
   write<T>(fn: (tx: MetaTx) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

@@ -3,12 +3,14 @@ import { serve } from '../../../protocol/express.js';
 import { nameApi, type ClusterStatus } from '../../../protocol/name-api.js';
 import type { ChunkService } from '../chunk-service.js';
 import type { MetaStore } from '../meta/store.js';
+import type { Namespace } from '../namespace.js';
 import type { StorageRegistry } from '../registry.js';
 import type { StorageCalls } from '../storage-calls.js';
 
 export interface ClusterRouteDeps {
   secret: string;
   meta: MetaStore;
+  namespace: Namespace;
   registry: StorageRegistry;
   chunks: ChunkService;
   calls: StorageCalls;
@@ -22,16 +24,17 @@ export function clusterRoutes(router: Router, deps: ClusterRouteDeps): void {
 
   serve(router, secret, nameApi.status, async (): Promise<ClusterStatus> => {
     const [counts, replicaCounts] = await Promise.all([meta.read.counts(), meta.read.replicaCounts(registry.holderIds(), deps.replicas)]);
+    const tree = deps.namespace.counts();
     const servers = registry.summary();
     const alive = servers.filter((s) => s.state === 'alive');
     return {
       ok: alive.length > 0,
       chunkSize: deps.chunkSize,
       replicas: deps.replicas,
-      files: counts.files,
-      dirs: counts.dirs,
+      files: tree.files,
+      dirs: tree.dirs,
       chunks: counts.chunks,
-      bytes: counts.bytes,
+      bytes: tree.bytes,
       underReplicated: replicaCounts.under,
       unavailable: replicaCounts.unavailable,
       overReplicated: replicaCounts.over,

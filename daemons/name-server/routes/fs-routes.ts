@@ -12,13 +12,10 @@ export function fsRoutes(router: Router, secret: string, ns: Namespace, chunks: 
   serve(router, secret, nameApi.create, (input) => ns.create(input.path, input.mode, input.uid, input.gid, input.rdev, input.exclusive));
   serve(router, secret, nameApi.commit, (input) => chunks.commit(input));
   serve(router, secret, nameApi.rename, async (input) => {
-    await ns.rename(input.from, input.to, input.noReplace);
-    return {};
+    const replaced = await ns.rename(input.from, input.to, input.noReplace);
+    return replaced === undefined ? {} : { replaced };
   });
-  serve(router, secret, nameApi.unlink, async (input) => {
-    await ns.unlink(input.path);
-    return {};
-  });
+  serve(router, secret, nameApi.unlink, async (input) => ({ ino: await ns.unlink(input.path) }));
   serve(router, secret, nameApi.rmdir, async (input) => {
     await ns.rmdir(input.path);
     return {};
