@@ -1,5 +1,5 @@
 import { DfsError } from '../protocol/errors.js';
-import type { ChunkLocation, ServerRef } from '../protocol/schemas.js';
+import type { ChunkLocation, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { getChunk, putChunk } from '../protocol/storage-client.js';
 import type { RouteClient } from '../protocol/http-client.js';
 import { nameApi } from '../protocol/name-api.js';
@@ -43,7 +43,7 @@ export class ChunkIO {
    * Stores one chunk on a chain of servers. Resolves once at least one server holds it; the commit brings
    * it up to the write quorum. Retries another chain when a server fails.
    */
-  async upload(hash: string, data: Buffer): Promise<ServerRef[]> {
+  async upload(hash: string, data: Buffer): Promise<StoredCopy[]> {
     const exclude: string[] = [];
     let lastError: unknown;
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -77,4 +77,9 @@ export class ChunkIO {
     }
     throw lastError instanceof DfsError ? new DfsError('EIO', lastError.message) : new DfsError('EIO', String(lastError));
   }
+}
+
+/** The receipts of the servers that stored a chunk, as a commit carries them. */
+export function receiptsOf(hash: string, size: number, copies: readonly StoredCopy[]): Receipt[] {
+  return copies.map((c) => ({ hash, size, server: c.id, receipt: c.receipt }));
 }

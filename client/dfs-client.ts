@@ -1,10 +1,10 @@
 import { DfsError } from '../protocol/errors.js';
 import { RouteClient } from '../protocol/http-client.js';
 import { nameApi, type FileInfo } from '../protocol/name-api.js';
-import type { Attr, ChunkRef } from '../protocol/schemas.js';
+import type { Attr, ChunkRef, Receipt } from '../protocol/schemas.js';
 import { sha256 } from '../protocol/storage-client.js';
 import { TokenMinter } from '../protocol/token.js';
-import { ChunkIO } from './chunk-io.js';
+import { ChunkIO, receiptsOf } from './chunk-io.js';
 import { forEachLimited } from '../common/limit.js';
 
 export interface ClientOptions {
@@ -63,6 +63,7 @@ export class DfsClient {
     const offsets: number[] = [];
     for (let offset = 0; offset < source.size; offset += chunkSize) offsets.push(offset);
     const refs: ChunkRef[] = new Array(offsets.length);
+    const receipts: Receipt[] = [];
     let done = 0;
     // Hash and upload in windows, asking the name server once per window which chunks it lacks.
     const window = this.parallel * 4;
@@ -78,20 +79,20 @@ export class DfsClient {
       const wanted = new Set(missing);
       await forEachLimited(batch, this.parallel, async ({ index }) => {
         const ref = refs[index]!;
-        if (wanted.delete(ref.hash)) await this.chunks.upload(ref.hash, pieces.get(index)!);
+        if (wanted.delete(ref.hash)) receipts.push(...receiptsOf(ref.hash, ref.size, await this.chunks.upload(ref.hash, pieces.get(index)!)));
         done += ref.size;
         options.onProgress?.(done, source.size);
       });
     }
     // Data first, the name last: a failed upload leaves no empty file behind.
     await this.ns.call(nameApi.create, { path, exclusive: false, ...(options.mode !== undefined ? { mode: options.mode } : {}) });
-    return this.commitWithRetry(path, refs, source, chunkSize);
+    return this.commitWithRetry(path, refs, source, chunkSize, receipts);
   }
 
-  private async commitWithRetry(path: string, refs: ChunkRef[], source: ByteSource, chunkSize: number): Promise<Attr> {
+  private async commitWithRetry(path: string, refs: ChunkRef[], source: ByteSource, chunkSize: number, receipts: Receipt[]): Promise<Attr> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.ns.call(nameApi.commit, { path, chunks: refs, size: source.size });
+        return await this.ns.call(nameApi.commit, { path, chunks: refs, size: source.size, receipts });
       } catch (err) {
         if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
         const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
@@ -99,7 +100,7 @@ export class DfsClient {
         await forEachLimited(again, this.parallel, async ({ ref, index }) => {
           const data = await source.read(index * chunkSize, ref.size);
           if (sha256(data) !== ref.hash) throw new DfsError('EIO', `${path}: the source changed while it was being written`);
-          await this.chunks.upload(ref.hash, data);
+          receipts.push(...receiptsOf(ref.hash, ref.size, await this.chunks.upload(ref.hash, data)));
         });
       }
     }

@@ -3,7 +3,7 @@ import { Semaphore } from '../common/semaphore.js';
 import type { Logger } from '../common/log.js';
 import { DfsError } from '../protocol/errors.js';
 import { nameApi } from '../protocol/name-api.js';
-import type { Attr, ChunkRef, ServerRef } from '../protocol/schemas.js';
+import type { Attr, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../protocol/storage-client.js';
 import type { ChunkCache } from './chunk-cache.js';
 import type { FileBackend } from './open-file.js';
@@ -52,7 +52,7 @@ export class MountBackend implements FileBackend {
     return new Set((await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes] })).missing);
   }
 
-  upload(hash: string, data: Buffer): Promise<ServerRef[]> {
+  upload(hash: string, data: Buffer): Promise<StoredCopy[]> {
     return this.client.chunks.upload(hash, data);
   }
 
@@ -65,8 +65,8 @@ export class MountBackend implements FileBackend {
     this.cache.put(hash, data);
   }
 
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined): Promise<Attr> {
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[]): Promise<Attr> {
     // A commit of a large file waits for the name server to copy chunks up to the quorum: allow for it.
-    return this.client.ns.call(nameApi.commit, { path, ino, chunks, size, ...(mtime ? { mtime } : {}) }, { timeoutMs: 300_000 });
+    return this.client.ns.call(nameApi.commit, { path, ino, chunks, size, receipts, ...(mtime ? { mtime } : {}) }, { timeoutMs: 300_000 });
   }
 }

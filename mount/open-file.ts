@@ -1,6 +1,7 @@
 import { Mutex } from '../common/semaphore.js';
 import { DfsError } from '../protocol/errors.js';
-import type { Attr, ChunkLocation, ChunkRef, ServerRef } from '../protocol/schemas.js';
+import type { Attr, ChunkLocation, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
+import { receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
 
 /** What an open file needs from the rest of the mount. */
@@ -13,13 +14,13 @@ export interface FileBackend {
   hash(data: Buffer): Promise<string>;
   /** Which of these chunks the cluster lacks. */
   missing(hashes: readonly string[]): Promise<Set<string>>;
-  /** Stores a chunk on a replication chain; the servers that hold it now. */
-  upload(hash: string, data: Buffer): Promise<ServerRef[]>;
+  /** Stores a chunk on a replication chain; the servers that hold it now, with their receipts. */
+  upload(hash: string, data: Buffer): Promise<StoredCopy[]>;
   /** Waits for a place among the uploads in flight (bounds the memory that dirty data takes). */
   uploadSlot(): Promise<() => void>;
   /** Keeps a chunk's bytes in the cache (just written: reading it back costs nothing). */
   remember(hash: string, data: Buffer): void;
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined): Promise<Attr>;
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[]): Promise<Attr>;
 }
 
 /** A chunk of the file as this mount holds it. */
@@ -65,6 +66,8 @@ export class OpenFile {
   /** An upload that failed in the background: the next write and flush report it. */
   private stickyError: unknown;
   private readonly uploads = new Set<Promise<void>>();
+  /** Receipts of chunks uploaded since the last commit: the next commit hands them to the name server. */
+  private receipts: Receipt[] = [];
 
   constructor(
     readonly ino: number,
@@ -162,10 +165,13 @@ export class OpenFile {
     });
   }
 
+  /**
+   * Cuts or extends the file. The modification time moves even when the size does not: FUSE 2 sends
+   * open(O_TRUNC) and ftruncate as this same call, and Linux updates the time for both (`: > stamp`).
+   */
   truncate(size: number): Promise<void> {
     return this.lock.run(async () => {
-      if (size === this.size) return;
-      await this.resize(size);
+      if (size !== this.size) await this.resize(size);
       this.dirty = true;
       this.lastWrite = nowNs();
       this.mtimeOverride = undefined;
@@ -244,6 +250,7 @@ export class OpenFile {
       try {
         const hash = await this.backend.hash(data);
         const servers = (await this.backend.missing([hash])).has(hash) ? await this.backend.upload(hash, data) : [];
+        this.receipts.push(...receiptsOf(hash, slot.size, servers));
         this.backend.remember(hash, Buffer.from(data));
         if (this.slots[index] === uploading) this.slots[index] = { kind: 'stored', hash, size: slot.size, servers };
       } catch (err) {
@@ -294,7 +301,9 @@ export class OpenFile {
         [...missing].map(async (hash) => {
           const release = await this.backend.uploadSlot();
           try {
-            located.set(hash, await this.backend.upload(hash, contents.get(hash)!));
+            const copies = await this.backend.upload(hash, contents.get(hash)!);
+            located.set(hash, copies);
+            this.receipts.push(...receiptsOf(hash, contents.get(hash)!.length, copies));
           } finally {
             release();
           }
@@ -322,7 +331,9 @@ export class OpenFile {
     const mtime = this.mtimeOverride ?? this.lastWrite;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.backend.commit(this.path, this.ino, chunks, this.size, mtime);
+        const attr = await this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts);
+        this.receipts = [];
+        return attr;
       } catch (err) {
         if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
         // Copies went missing between upload and commit (servers died): upload them again.
@@ -332,7 +343,7 @@ export class OpenFile {
             const slot = this.slots.find((s) => s.kind === 'stored' && s.hash === hash);
             const data = contents.get(hash) ?? (slot?.kind === 'stored' ? await this.backend.readChunk(hash, slot.servers, this.path) : undefined);
             if (!data) throw new DfsError('EIO', `${this.path}: chunk ${hash} was lost before the commit`);
-            await this.backend.upload(hash, data);
+            this.receipts.push(...receiptsOf(hash, data.length, await this.backend.upload(hash, data)));
           }),
         );
       }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { route } from './contract.js';
-import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, Mode, NsTime, ServerRef, StorageState, Uint } from './schemas.js';
+import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, Mode, NsTime, Receipt, ServerRef, StorageState, Uint } from './schemas.js';
 
 /** Name-server routes. Namespace calls are by path, since FUSE 2 is path-based. */
 
@@ -147,6 +147,8 @@ export const nameApi = {
       chunks: z.array(ChunkRef).max(1 << 20),
       size: Uint,
       mtime: NsTime.optional(),
+      /** Storage servers' receipts for chunks just uploaded: their copies count at once. */
+      receipts: z.array(Receipt).max(1 << 16).optional(),
     }),
     output: Attr,
     auth: CLIENT,

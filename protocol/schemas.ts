@@ -60,6 +60,14 @@ export type ChunkRef = z.infer<typeof ChunkRef>;
 export const ServerRef = z.object({ id: z.string(), url: z.string() });
 export type ServerRef = z.infer<typeof ServerRef>;
 
+/** A server that now holds a chunk, with its signed receipt for the name server. */
+export const StoredCopy = ServerRef.extend({ receipt: z.string().max(64) });
+export type StoredCopy = z.infer<typeof StoredCopy>;
+
+/** A receipt as a commit carries it. */
+export const Receipt = z.object({ hash: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative(), server: z.string().max(64), receipt: z.string().max(64) });
+export type Receipt = z.infer<typeof Receipt>;
+
 /** A chunk of a file as readers see it: where it sits in the file and which live servers hold it. */
 export const ChunkLocation = z.object({
   hash: Hash,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { route } from './contract.js';
-import { Hash, ServerRef, Uint } from './schemas.js';
+import { Hash, ServerRef, StoredCopy, Uint } from './schemas.js';
 
 /**
  * Storage-server routes. Chunk bytes travel raw (`PUT /file/:hash`, `GET /file/:hash`); everything else
@@ -20,8 +20,8 @@ export type StorageStatus = z.infer<typeof StorageStatus>;
 export const StoreResult = z.object({
   hash: Hash,
   size: Uint,
-  /** Servers of the chain that now hold the chunk, this one first. */
-  stored: z.array(ServerRef),
+  /** Servers of the chain that now hold the chunk, this one first, each with its receipt. */
+  stored: z.array(StoredCopy),
   /** Servers of the chain that failed, with why. */
   failed: z.array(z.object({ url: z.string(), code: z.string(), message: z.string() })),
 });

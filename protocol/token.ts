@@ -65,6 +65,21 @@ export function verifyToken(secret: string, token: string | undefined, scopes: r
   return claims;
 }
 
+/**
+ * A storage server's signed statement that it holds a chunk, handed back to the writer, who passes it on
+ * to the name server with its commit: the name server then counts the copy without waiting for the
+ * server's own report.
+ */
+export function signReceipt(secret: string, hash: string, size: number, serverId: string): string {
+  return createHmac('sha256', secret).update(`receipt.v1:${hash}:${size}:${serverId}`).digest('base64url');
+}
+
+export function verifyReceipt(secret: string, hash: string, size: number, serverId: string, receipt: string): boolean {
+  const expected = Buffer.from(signReceipt(secret, hash, size, serverId), 'base64url');
+  const given = Buffer.from(receipt, 'base64url');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
 /** The token of an `Authorization: Bearer …` header. */
 export function bearer(header: string | undefined): string | undefined {
   if (!header) return undefined;

@@ -1,6 +1,7 @@
 import { DfsError } from '../../protocol/errors.js';
 import type { FileInfo } from '../../protocol/name-api.js';
-import type { Attr, ChunkLocation, ChunkRef } from '../../protocol/schemas.js';
+import type { Attr, ChunkLocation, ChunkRef, Receipt } from '../../protocol/schemas.js';
+import { verifyReceipt } from '../../protocol/token.js';
 import type { MetaReader, MetaStore } from './meta/store.js';
 import { toAttr, type Namespace } from './namespace.js';
 import type { StorageRegistry } from './registry.js';
@@ -11,6 +12,8 @@ export interface ChunkServiceOptions {
   chunkSize: number;
   /** How long an uploaded chunk may wait for the commit that references it before it is collected. */
   uploadGraceMs: number;
+  /** The cluster secret, to check storage servers' receipts. */
+  secret: string;
 }
 
 /**
@@ -50,17 +53,29 @@ export class ChunkService {
   }
 
   /** Course flow step 4: servers report a chunk they now hold. */
+  /**
+   * Course flow step 4: servers report chunks they hold. Reports travel in the background, so one may
+   * arrive after its chunk was committed, replaced and collected: a report of a chunk the database no
+   * longer knows, from a server that has its delete queued, is such a late one and is ignored (a new
+   * upload of the same bytes is counted by its commit's receipts).
+   */
   async stored(reports: readonly { hash: string; size: number; servers: readonly string[] }[]): Promise<void> {
     const gcAfter = Date.now() + this.options.uploadGraceMs;
     await this.meta.write(async (tx) => {
+      const known = await tx.getChunks(reports.map((r) => r.hash));
       for (const report of reports) {
-        const known = report.servers.filter((id) => this.registry.get(id) !== undefined);
-        if (known.length > 0) await tx.addReplicas(report.hash, report.size, known, gcAfter);
+        let servers = report.servers.filter((id) => this.registry.get(id) !== undefined);
+        if (!known.has(report.hash)) {
+          const fresh: string[] = [];
+          for (const id of servers) if (!(await tx.deleteQueued(report.hash, id))) fresh.push(id);
+          servers = fresh;
+        }
+        if (servers.length > 0) await tx.addReplicas(report.hash, report.size, servers, gcAfter);
       }
     });
   }
 
-  async commit(input: { path: string; ino?: number | undefined; chunks: ChunkRef[]; size: number; mtime?: string | undefined }): Promise<Attr> {
+  async commit(input: { path: string; ino?: number | undefined; chunks: ChunkRef[]; size: number; mtime?: string | undefined; receipts?: Receipt[] | undefined }): Promise<Attr> {
     // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
     // send the writer off to upload its chunks first).
     this.namespace.checkChunkList(input.path, input.chunks, input.size);
@@ -71,19 +86,31 @@ export class ChunkService {
     // Pinned from before the check until the commit is durable: no collection can take them in between.
     this.pin(hashes);
     try {
-      if (fresh.length > 0) await this.ensureQuorum(fresh);
+      if (fresh.length > 0) await this.ensureQuorum(fresh, this.validReceipts(input.receipts ?? [], new Set(hashes)));
       return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime);
     } finally {
       this.unpin(hashes);
     }
   }
 
-  /** Brings new chunks up to the write quorum of live copies, or throws CHUNKS_MISSING. */
-  private async ensureQuorum(fresh: ChunkRef[]): Promise<void> {
+  /** Receipts of known servers for chunks of this commit, whose signatures check out. */
+  private validReceipts(receipts: readonly Receipt[], wanted: ReadonlySet<string>): Receipt[] {
+    return receipts.filter((r) => wanted.has(r.hash) && this.registry.get(r.server) !== undefined && verifyReceipt(this.options.secret, r.hash, r.size, r.server, r.receipt));
+  }
+
+  /**
+   * Brings new chunks up to the write quorum of live copies, or throws CHUNKS_MISSING. Copies that storage
+   * servers gave receipts for count first (their own reports may still be on the way).
+   */
+  private async ensureQuorum(fresh: ChunkRef[], receipts: readonly Receipt[]): Promise<void> {
     const quorum = this.writeQuorum();
     const hashes = fresh.map((c) => c.hash);
+    const gcAfter = Date.now() + this.options.uploadGraceMs;
     // Read in order with every write (a collection may be just ahead in the queue), not from the last commit.
-    const { rows, holders } = await this.meta.write(async (tx) => ({ rows: await tx.getChunks(hashes), holders: await this.liveHolders(hashes, tx) }));
+    const { rows, holders } = await this.meta.write(async (tx) => {
+      for (const r of receipts) await tx.addReplicas(r.hash, r.size, [r.server], gcAfter);
+      return { rows: await tx.getChunks(hashes), holders: await this.liveHolders(hashes, tx) };
+    });
     const copies = (hash: string): number => (rows.has(hash) ? (holders.get(hash)?.length ?? 0) : 0);
     const absent = hashes.filter((hash) => copies(hash) === 0);
     if (absent.length > 0) throw missingError(absent);

@@ -100,7 +100,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   await registry.load();
   replicator = new Replicator(meta, registry, calls, { replicas: options.replicas, concurrency: 4, intervalMs: options.healthIntervalMs }, log);
   const namespace = await Namespace.load(meta, { chunkSize }, log);
-  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs });
+  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs, secret: options.secret });
   collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log, (hash) => chunks.isPinned(hash));
 
   const app = express();

@@ -4,6 +4,12 @@ import { nameApi } from '../../protocol/name-api.js';
 import { TokenMinter } from '../../protocol/token.js';
 import type { ChunkStore } from './chunk-store.js';
 
+/** Reports wait this long to be sent together. */
+const REPORT_DELAY_MS = 50;
+const REPORT_BATCH = 1024;
+/** Reports kept while the name server is away (beyond that, restoration finds the copies). */
+const MAX_PENDING_REPORTS = 100_000;
+
 /**
  * The storage server's side of talking to the name server: registration (at start and again every
  * interval, so a name server that restarted with a new database learns of it) and chunk reports.
@@ -12,6 +18,8 @@ export class NameServerLink {
   private readonly client: RouteClient;
   private timer: NodeJS.Timeout | undefined;
   private registered = false;
+  private readonly reports: { hash: string; size: number; servers: string[] }[] = [];
+  private reportTimer: NodeJS.Timeout | undefined;
 
   constructor(
     nameServerUrl: string,
@@ -36,6 +44,7 @@ export class NameServerLink {
 
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.reportTimer) clearTimeout(this.reportTimer);
   }
 
   async register(): Promise<void> {
@@ -56,8 +65,28 @@ export class NameServerLink {
     }
   }
 
-  /** Course flow step 4: this chunk is now held by these servers. */
-  async reportStored(hash: string, size: number, servers: string[]): Promise<void> {
-    await this.client.call(nameApi.chunksStored, { chunks: [{ hash, size, servers }] });
+  /**
+   * Course flow step 4: this chunk is now held by these servers. Reports are sent in batches in the
+   * background; a batch the name server does not take is tried again (a copy it never hears of is still
+   * found by restoration).
+   */
+  reportStored(hash: string, size: number, servers: string[]): void {
+    this.reports.push({ hash, size, servers });
+    if (this.reports.length > MAX_PENDING_REPORTS) this.reports.splice(0, this.reports.length - MAX_PENDING_REPORTS);
+    this.reportTimer ??= setTimeout(() => void this.flushReports(), REPORT_DELAY_MS);
+  }
+
+  private async flushReports(): Promise<void> {
+    const batch = this.reports.splice(0, REPORT_BATCH);
+    try {
+      if (batch.length > 0) await this.client.call(nameApi.chunksStored, { chunks: batch });
+    } catch (err) {
+      this.reports.unshift(...batch);
+      this.log.warn({ err: (err as Error).message, pending: this.reports.length }, 'chunk report failed; will retry');
+      this.reportTimer = setTimeout(() => void this.flushReports(), 1_000);
+      this.reportTimer.unref();
+      return;
+    }
+    this.reportTimer = this.reports.length > 0 ? setTimeout(() => void this.flushReports(), REPORT_DELAY_MS) : undefined;
   }
 }

@@ -4,7 +4,7 @@ import { errorHandler, jsonBody, notFound, serve } from '../../protocol/express.
 import { HASH_PATTERN } from '../../protocol/schemas.js';
 import { FORWARD_HEADER, storageApi, type StoreResult } from '../../protocol/storage-api.js';
 import { openChunkUpload, putChunk, UPSTREAM_HEADER } from '../../protocol/storage-client.js';
-import { bearer, verifyToken } from '../../protocol/token.js';
+import { bearer, signReceipt, verifyToken } from '../../protocol/token.js';
 import type { Logger } from '../../common/log.js';
 import type { ChunkStore } from './chunk-store.js';
 import type { NameServerLink } from './name-server-link.js';
@@ -102,7 +102,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
         downstream?.abort();
         throw err;
       }
-      const result: StoreResult = { hash, size, stored: [{ id, url: deps.url() }], failed: [] };
+      const result: StoreResult = { hash, size, stored: [{ id, url: deps.url(), receipt: signReceipt(secret, hash, size, id) }], failed: [] };
       if (downstream && next0) {
         try {
           const down = await downstream.end();
@@ -114,11 +114,9 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
           log.warn({ hash, next: next0, err: error.message }, 'chain forward failed');
         }
       }
-      if (claims.report && !req.headers[UPSTREAM_HEADER]) {
-        await link.reportStored(hash, size, result.stored.map((s) => s.id)).catch((err: unknown) => {
-          throw new DfsError('UPSTREAM', `stored, but the name server did not take the report: ${(err as Error).message}`);
-        });
-      }
+      // Course flow step 4, off the write path: the writer's commit carries the receipts, so the name server
+      // counts these copies at once; the report (batched) covers writers that never commit.
+      if (claims.report && !req.headers[UPSTREAM_HEADER]) link.reportStored(hash, size, result.stored.map((s) => s.id));
       res.json(result);
     } catch (err) {
       // The body may be unread: do not reuse this connection.

@@ -185,6 +185,10 @@ class SqliteReader implements MetaReader {
     return rows.map((r) => r.hash);
   }
 
+  async deleteQueued(hash: string, serverId: string): Promise<boolean> {
+    return (await this.db.get('SELECT 1 FROM delete_queue WHERE server_id = ? AND hash = ?', [serverId, hash])) !== undefined;
+  }
+
   async counts(): Promise<{ chunks: number; pendingDeletes: number }> {
     const row = await this.db.get<{ chunks: number; pendingDeletes: number }>(
       'SELECT (SELECT count(*) FROM chunks) AS chunks, (SELECT count(*) FROM delete_queue) AS pendingDeletes',
@@ -207,7 +211,8 @@ class SqliteTx extends SqliteReader implements MetaTx {
 
   async addReplicas(hash: string, size: number, serverIds: readonly string[], gcAfter: number): Promise<void> {
     await this.db.run(
-      'INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?1, ?2, 0, ?3) ON CONFLICT (hash) DO UPDATE SET gc_after = max(gc_after, ?3)',
+      // A chunk already known keeps its collection time: a late copy must not keep garbage alive.
+      'INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?1, ?2, 0, ?3) ON CONFLICT (hash) DO NOTHING',
       [hash, size, gcAfter],
     );
     for (const id of serverIds) {

@@ -109,13 +109,18 @@ export interface MetaReader {
   /** Unreferenced chunks whose grace period ran out. */
   garbage(now: number, limit: number): Promise<ChunkRow[]>;
   pendingDeletes(serverId: string, limit: number): Promise<string[]>;
+  /** Whether a delete of this copy is queued. */
+  deleteQueued(hash: string, serverId: string): Promise<boolean>;
   counts(): Promise<{ chunks: number; pendingDeletes: number }>;
 }
 
 /** Chunk and placement bookkeeping inside a write transaction. */
 export interface MetaTx extends MetaReader {
   setMeta(key: string, value: string): Promise<void>;
-  /** Records that servers hold a chunk; a chunk new to the database is collectable after `gcAfter`. */
+  /**
+   * Records that servers hold a chunk (and drops deletes queued for those copies); a chunk new to the
+   * database is collectable after `gcAfter`, a known one keeps its time.
+   */
   addReplicas(hash: string, size: number, serverIds: readonly string[], gcAfter: number): Promise<void>;
   removeReplica(hash: string, serverId: string): Promise<void>;
   /** Forgets a chunk and its replicas, queueing a delete on every server that held it. */
