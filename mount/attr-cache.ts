@@ -16,6 +16,7 @@ const MAX_ENTRIES = 200_000;
 export class AttrCache {
   private readonly paths = new Map<string, Timed<number>>();
   private readonly attrs = new Map<number, Timed<Attr>>();
+  private readonly xattrs = new Map<number, Timed<ReadonlySet<string>>>();
 
   constructor(private readonly ttlMs: number) {}
 
@@ -40,6 +41,32 @@ export class AttrCache {
   putAttr(attr: Attr): void {
     if (this.ttlMs <= 0) return;
     this.attrs.set(attr.ino, { value: attr, expires: Date.now() + this.ttlMs });
+  }
+
+  /**
+   * An entry came or went in a directory without changing its link count: its times move, nothing else,
+   * so the cached attributes are updated rather than dropped (no round trip for the next stat).
+   */
+  touchDir(path: string, now: string): void {
+    const ino = this.paths.get(path);
+    const attr = ino && this.attrs.get(ino.value);
+    if (attr) attr.value = { ...attr.value, mtime: now, ctime: now };
+  }
+
+  /** The xattr names of an inode, if known lately (the kernel asks for security.capability on every write). */
+  xattrNames(ino: number): ReadonlySet<string> | undefined {
+    const entry = this.xattrs.get(ino);
+    return entry && entry.expires >= Date.now() ? entry.value : undefined;
+  }
+
+  putXattrNames(ino: number, names: readonly string[]): void {
+    if (this.ttlMs <= 0) return;
+    if (this.xattrs.size > MAX_ENTRIES) this.xattrs.clear();
+    this.xattrs.set(ino, { value: new Set(names), expires: Date.now() + this.ttlMs });
+  }
+
+  forgetXattrs(ino: number): void {
+    this.xattrs.delete(ino);
   }
 
   inoOf(path: string): number | undefined {
@@ -68,5 +95,6 @@ export class AttrCache {
   clear(): void {
     this.paths.clear();
     this.attrs.clear();
+    this.xattrs.clear();
   }
 }

@@ -42,6 +42,10 @@ interface DirtySlot {
 
 /** Smallest buffer a dirty chunk starts with: small files do not take a whole chunk of memory. */
 const MIN_BUFFER = 64 * 1024;
+/** Chunks at least this large are uploaded only after asking whether the cluster already holds them. */
+const ASK_BEFORE_UPLOAD = 256 * 1024;
+/** Chunks read ahead of the one being read. */
+const READ_AHEAD = 2;
 /** How many commits to try when the name server says chunks are missing (re-uploading them between). */
 const COMMIT_ATTEMPTS = 3;
 
@@ -106,8 +110,8 @@ export class OpenFile {
     const last = Math.floor((end - 1) / cs);
     const parts: Promise<Buffer | undefined>[] = [];
     for (let i = first; i <= last; i++) parts.push(this.slotBytes(i));
-    // Read ahead: the next chunk is fetched while this one is being consumed.
-    this.prefetch(last + 1);
+    // Read ahead: the next chunks are fetched while this one is being consumed.
+    for (let ahead = 1; ahead <= READ_AHEAD; ahead++) this.prefetch(last + ahead);
     const buffers = await Promise.all(parts);
     for (let i = first; i <= last; i++) {
       const chunkStart = i * cs;
@@ -295,7 +299,10 @@ export class OpenFile {
         }),
       );
       pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
-      const missing = await this.backend.missing([...contents.keys()]);
+      // Small chunks are cheaper to send than to ask about; large ones are sent only if the cluster lacks them.
+      const large = [...contents.keys()].filter((hash) => contents.get(hash)!.length >= ASK_BEFORE_UPLOAD);
+      const missing = await this.backend.missing(large);
+      for (const [hash, data] of contents) if (data.length < ASK_BEFORE_UPLOAD) missing.add(hash);
       const located = new Map<string, ServerRef[]>();
       await Promise.all(
         [...missing].map(async (hash) => {

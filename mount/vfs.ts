@@ -120,8 +120,17 @@ export class Vfs {
     return out;
   }
 
-  /** A directory's attributes changed (an entry came or went): ask again next time. */
+  /** An entry came or went: its own attributes are asked for again; its directory's times move. */
   private touched(...paths: string[]): void {
+    const now = nowNs();
+    for (const path of paths) {
+      this.attrs.forget(path);
+      this.attrs.touchDir(parentOf(path), now);
+    }
+  }
+
+  /** A subdirectory came or went: the directories' link counts changed, so ask for them again. */
+  private touchedDirs(...paths: string[]): void {
     for (const path of paths) {
       this.attrs.forget(path);
       this.attrs.forget(parentOf(path));
@@ -130,7 +139,7 @@ export class Vfs {
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<Attr> {
     const attr = await this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid });
-    this.touched(path);
+    this.touchedDirs(path);
     this.attrs.put(path, attr);
     return attr;
   }
@@ -272,14 +281,14 @@ export class Vfs {
 
   async rmdir(path: string): Promise<void> {
     await this.ns().call(nameApi.rmdir, { path });
-    this.touched(path);
+    this.touchedDirs(path);
   }
 
   async rename(from: string, to: string): Promise<void> {
     const { replaced } = await this.ns().call(nameApi.rename, { from, to });
     this.attrs.forgetTree(from);
     this.attrs.forgetTree(to);
-    this.touched(from, to);
+    this.touchedDirs(from, to);
     if (replaced !== undefined) this.attrs.forgetIno(replaced);
     for (const file of this.files.values()) {
       if (file.path === from) file.path = to;
@@ -346,27 +355,43 @@ export class Vfs {
 
   async getxattr(path: string, name: string): Promise<Buffer> {
     if (name.startsWith(XATTR_PREFIX)) return Buffer.from(await this.virtualXattr(path, name));
+    // Most files have no xattrs, yet the kernel asks for security.capability before every write: answer
+    // from the names known lately rather than asking the name server each time.
+    const attr = await this.getattr(path);
+    if (!attr.xattrs) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
+    const names = this.attrs.xattrNames(attr.ino) ?? new Set(await this.storedXattrs(path, attr.ino));
+    if (!names.has(name)) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
     const { value } = await this.ns().call(nameApi.getxattr, { path, name });
     return Buffer.from(value, 'base64');
   }
 
-  async listxattr(path: string): Promise<string[]> {
+  private async storedXattrs(path: string, ino: number): Promise<string[]> {
     const { names } = await this.ns().call(nameApi.listxattr, { path });
+    this.attrs.putXattrNames(ino, names);
+    return names;
+  }
+
+  async listxattr(path: string): Promise<string[]> {
     const attr = await this.getattr(path);
+    const names = await this.storedXattrs(path, attr.ino);
     return attr.type === 'file' ? [...names, ...VIRTUAL_XATTRS] : names;
   }
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
     // dfs's own attributes describe the file; they cannot be set, and saying "stored" would be a lie.
     if (name.startsWith(XATTR_PREFIX)) throw new DfsError('EOPNOTSUPP', `${name} is read-only`);
+    const { ino } = await this.getattr(path);
     await this.ns().call(nameApi.setxattr, { path, name, value: value.toString('base64'), flags });
     this.attrs.forget(path);
+    this.attrs.forgetXattrs(ino);
   }
 
   async removexattr(path: string, name: string): Promise<void> {
     if (name.startsWith(XATTR_PREFIX)) throw new DfsError('EOPNOTSUPP', `${name} is read-only`);
+    const { ino } = await this.getattr(path);
     await this.ns().call(nameApi.removexattr, { path, name });
     this.attrs.forget(path);
+    this.attrs.forgetXattrs(ino);
   }
 
   private async virtualXattr(path: string, name: string): Promise<string> {

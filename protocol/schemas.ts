@@ -47,6 +47,8 @@ export const Attr = z.object({
   ctime: NsTime,
   /** Bumped by every content commit, so clients can tell a file changed. */
   version: Uint,
+  /** Present (true) when the inode has extended attributes: a client can answer "none" without asking. */
+  xattrs: z.literal(true).optional(),
 });
 export type Attr = z.infer<typeof Attr>;
 

@@ -3,7 +3,7 @@ import type { FileInfo } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
 import type { MetaReader, MetaStore } from './meta/store.js';
-import { toAttr, type Namespace } from './namespace.js';
+import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './registry.js';
 import type { Replicator } from './replicator.js';
 
@@ -155,7 +155,7 @@ export class ChunkService {
       offset += chunk.size;
       return loc;
     });
-    return { path, attr: toAttr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };
+    return { path, attr: this.namespace.attr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };
   }
 }
 

@@ -29,8 +29,9 @@ export const XATTR_REPLACE = 2;
 const isDir = (mode: number): boolean => (mode & S_IFMT) === fileTypes.dir;
 const isFile = (mode: number): boolean => (mode & S_IFMT) === fileTypes.file;
 
-export function toAttr(row: InodeRow): Attr {
+export function toAttr(row: InodeRow, hasXattrs = false): Attr {
   return {
+    ...(hasXattrs ? { xattrs: true as const } : {}),
     ino: row.ino,
     type: typeOfMode(row.mode) ?? 'file',
     mode: row.mode,
@@ -182,12 +183,17 @@ export class Namespace {
     return this.reloading;
   }
 
+  /** An inode's attributes as clients see them. */
+  attr(row: InodeRow): Attr {
+    return toAttr(row, this.tree.hasXattrs(row.ino));
+  }
+
   counts(): { files: number; dirs: number; bytes: number } {
     return { files: this.tree.files, dirs: this.tree.dirs, bytes: this.tree.bytes };
   }
 
   stat(path: string): Attr {
-    return toAttr(this.resolve(path));
+    return this.attr(this.resolve(path));
   }
 
   inode(path: string): InodeRow {
@@ -201,7 +207,7 @@ export class Namespace {
   list(path: string): { attr: Attr; entries: { name: string; attr: Attr }[] } {
     const dir = this.resolve(path);
     if (!isDir(dir.mode)) throw fsError('ENOTDIR', path);
-    return { attr: toAttr(dir), entries: this.tree.entries(dir.ino).map((e) => ({ name: e.name, attr: toAttr(e.inode) })) };
+    return { attr: this.attr(dir), entries: this.tree.entries(dir.ino).map((e) => ({ name: e.name, attr: this.attr(e.inode) })) };
   }
 
   readlink(path: string): string {
@@ -220,13 +226,13 @@ export class Namespace {
     return this.change((edit) => {
       const names = splitPath(path);
       if (names.length === 0) {
-        if (parents) return toAttr(this.tree.get(ROOT_INO)!);
+        if (parents) return this.attr(this.tree.get(ROOT_INO)!);
         throw fsError('EEXIST', path);
       }
       if (!parents) {
         const { parent, name } = this.resolveParent(path);
         if (this.tree.lookup(parent.ino, name)) throw fsError('EEXIST', path);
-        return toAttr(this.makeDir(edit, parent, name, mode, uid, gid));
+        return this.attr(this.makeDir(edit, parent, name, mode, uid, gid));
       }
       // mkdir -p: check the whole path first, so a refusal changes nothing.
       let dir = this.tree.get(ROOT_INO)!;
@@ -240,7 +246,7 @@ export class Namespace {
       }
       for (const name of names.slice(i + 1)) checkName(name);
       for (; i < names.length; i++) dir = this.makeDir(edit, dir, names[i]!, mode, uid, gid);
-      return toAttr(dir);
+      return this.attr(dir);
     });
   }
 
@@ -273,7 +279,7 @@ export class Namespace {
       if (existing) {
         if (exclusive) throw fsError('EEXIST', path);
         if (isDir(existing.mode)) throw fsError('EISDIR', path);
-        return toAttr(existing);
+        return this.attr(existing);
       }
       const type = mode & S_IFMT || fileTypes.file;
       if (type === fileTypes.dir || type === fileTypes.symlink || typeOfMode(type) === undefined) throw fsError('EINVAL', path);
@@ -293,7 +299,7 @@ export class Namespace {
       });
       edit.insertEntry(parent.ino, name, inode.ino);
       edit.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr(inode);
+      return this.attr(inode);
     });
   }
 
@@ -317,7 +323,7 @@ export class Namespace {
       });
       edit.insertEntry(parent.ino, name, inode.ino);
       edit.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr(inode);
+      return this.attr(inode);
     });
   }
 
@@ -331,7 +337,7 @@ export class Namespace {
       edit.insertEntry(parent.ino, name, inode.ino);
       edit.updateInode(inode.ino, { nlink: inode.nlink + 1, ctime: now });
       edit.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr(inode);
+      return this.attr(inode);
     });
   }
 
@@ -442,7 +448,7 @@ export class Namespace {
         if (patch.mtime === undefined) next.mtime = now;
       }
       edit.updateInode(inode.ino, next);
-      return toAttr(inode);
+      return this.attr(inode);
     });
   }
 
@@ -460,7 +466,7 @@ export class Namespace {
       const now = nowNs();
       edit.setChunks(inode.ino, chunks);
       edit.updateInode(inode.ino, { size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
-      return toAttr(inode);
+      return this.attr(inode);
     });
   }
 
@@ -491,17 +497,17 @@ export class Namespace {
         if (!overwrite) throw fsError('EEXIST', to);
         if (isDir(existing.mode)) throw fsError('EISDIR', to);
         if (!isFile(existing.mode)) throw fsError('EINVAL', to);
-        if (existing.ino === source.ino) return toAttr(existing);
+        if (existing.ino === source.ino) return this.attr(existing);
         edit.copyChunks(source.ino, existing.ino);
         edit.updateInode(existing.ino, { size: source.size, version: existing.version + 1, mtime: now, ctime: now });
-        return toAttr(existing);
+        return this.attr(existing);
       }
       const { ino: _sourceIno, ...fields } = source;
       const inode = edit.insertInode({ ...fields, uid, gid, nlink: 1, atime: now, mtime: now, ctime: now, version: 1 });
       edit.insertEntry(parent.ino, name, inode.ino);
       edit.copyChunks(source.ino, inode.ino);
       edit.updateInode(parent.ino, { mtime: now, ctime: now });
-      return toAttr(inode);
+      return this.attr(inode);
     });
   }
 

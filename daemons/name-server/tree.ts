@@ -68,6 +68,10 @@ export class Tree {
     return this.xattrs.get(ino)?.get(name);
   }
 
+  hasXattrs(ino: number): boolean {
+    return (this.xattrs.get(ino)?.size ?? 0) > 0;
+  }
+
   xattrNames(ino: number): string[] {
     return [...(this.xattrs.get(ino)?.keys() ?? [])].sort();
   }
