@@ -2,7 +2,8 @@ import { DfsError } from '../../protocol/errors.js';
 import type { FileInfo } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
-import type { MetaReader, MetaStore } from './meta/store.js';
+import type { ChunkGuards } from './chunk-guards.js';
+import type { MetaReader, MetaStore, Mutation } from './meta/store.js';
 import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './registry.js';
 import type { Replicator } from './replicator.js';
@@ -22,15 +23,13 @@ export interface ChunkServiceOptions {
  * the chunk locations readers get.
  */
 export class ChunkService {
-  /** Chunks that commits in flight reference, with how many. */
-  private readonly pinned = new Map<string, number>();
-
   constructor(
     private readonly meta: MetaStore,
     private readonly namespace: Namespace,
     private readonly registry: StorageRegistry,
     private readonly replicator: Replicator,
     private readonly options: ChunkServiceOptions,
+    private readonly guards: ChunkGuards,
   ) {}
 
   /** Copies a new chunk needs before a commit is acknowledged: min(replicas, alive servers), at least one. */
@@ -84,12 +83,15 @@ export class ChunkService {
     const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash));
     const hashes = fresh.map((c) => c.hash);
     // Pinned from before the check until the commit is durable: no collection can take them in between.
-    this.pin(hashes);
+    this.guards.pin(hashes);
     try {
-      if (fresh.length > 0) await this.ensureQuorum(fresh, this.validReceipts(input.receipts ?? [], new Set(hashes)));
-      return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime);
+      const receipts = this.validReceipts(input.receipts ?? [], new Set(hashes));
+      if (fresh.length > 0) await this.ensureQuorum(fresh, receipts);
+      const gcAfter = Date.now() + this.options.uploadGraceMs;
+      const placement: Mutation[] = groupReceipts(receipts).map(({ hash, size, servers }) => ({ kind: 'addReplicas', hash, size, servers, gcAfter }));
+      return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement);
     } finally {
-      this.unpin(hashes);
+      this.guards.unpin(hashes);
     }
   }
 
@@ -99,42 +101,32 @@ export class ChunkService {
   }
 
   /**
-   * Brings new chunks up to the write quorum of live copies, or throws CHUNKS_MISSING. Copies that storage
-   * servers gave receipts for count first (their own reports may still be on the way).
+   * Brings new chunks up to the write quorum of live copies, or throws CHUNKS_MISSING. The copies counted
+   * are those the database holds (committed) and those the writer has receipts for; a chunk being
+   * collected right now counts as absent.
    */
   private async ensureQuorum(fresh: ChunkRef[], receipts: readonly Receipt[]): Promise<void> {
     const quorum = this.writeQuorum();
     const hashes = fresh.map((c) => c.hash);
-    const gcAfter = Date.now() + this.options.uploadGraceMs;
-    // Read in order with every write (a collection may be just ahead in the queue), not from the last commit.
-    const { rows, holders } = await this.meta.write(async (tx) => {
-      for (const r of receipts) await tx.addReplicas(r.hash, r.size, [r.server], gcAfter);
-      return { rows: await tx.getChunks(hashes), holders: await this.liveHolders(hashes, tx) };
-    });
-    const copies = (hash: string): number => (rows.has(hash) ? (holders.get(hash)?.length ?? 0) : 0);
-    const absent = hashes.filter((hash) => copies(hash) === 0);
+    const [rows, holders] = await Promise.all([this.meta.read.getChunks(hashes), this.liveHolders(hashes)]);
+    const copies = new Map<string, Set<string>>();
+    for (const hash of hashes) {
+      if (this.guards.isDropping(hash)) continue;
+      copies.set(hash, new Set(rows.has(hash) ? holders.get(hash) : []));
+    }
+    for (const r of receipts) if (this.registry.isHolder(r.server)) copies.get(r.hash)?.add(r.server);
+    const count = (hash: string): number => copies.get(hash)?.size ?? 0;
+    const absent = hashes.filter((hash) => count(hash) === 0);
     if (absent.length > 0) throw missingError(absent);
-    const short = fresh.filter((c) => copies(c.hash) < quorum);
+    const short = fresh.filter((c) => count(c.hash) < quorum);
     if (short.length === 0) return;
+    // A chain fell short: record the copies there are, then copy storage-to-storage up to the quorum.
+    const gcAfter = Date.now() + this.options.uploadGraceMs;
+    await this.meta.write(async (tx) => {
+      for (const r of receipts) await tx.addReplicas(r.hash, r.size, [r.server], gcAfter);
+    });
     const failed = await this.replicator.ensure(short, quorum);
     if (failed.length > 0) throw missingError(failed);
-  }
-
-  private pin(hashes: readonly string[]): void {
-    for (const hash of hashes) this.pinned.set(hash, (this.pinned.get(hash) ?? 0) + 1);
-  }
-
-  private unpin(hashes: readonly string[]): void {
-    for (const hash of hashes) {
-      const count = (this.pinned.get(hash) ?? 1) - 1;
-      if (count <= 0) this.pinned.delete(hash);
-      else this.pinned.set(hash, count);
-    }
-  }
-
-  /** Whether a commit in flight references this chunk (the collector leaves it alone). */
-  isPinned(hash: string): boolean {
-    return this.pinned.has(hash);
   }
 
   /** A file's attributes, chunk list with live locations, and whether every chunk has its copies. */
@@ -167,4 +159,15 @@ function uniqueChunks(chunks: readonly ChunkRef[]): ChunkRef[] {
 
 function missingError(hashes: string[]): DfsError {
   return new DfsError('CHUNKS_MISSING', `${hashes.length} chunk(s) are not held with enough copies; upload them and commit again`, { missing: hashes });
+}
+
+/** Receipts grouped per chunk. */
+function groupReceipts(receipts: readonly Receipt[]): { hash: string; size: number; servers: string[] }[] {
+  const byHash = new Map<string, { hash: string; size: number; servers: string[] }>();
+  for (const r of receipts) {
+    const entry = byHash.get(r.hash) ?? { hash: r.hash, size: r.size, servers: [] };
+    if (!entry.servers.includes(r.server)) entry.servers.push(r.server);
+    byHash.set(r.hash, entry);
+  }
+  return [...byHash.values()];
 }

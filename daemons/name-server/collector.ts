@@ -1,5 +1,6 @@
 import type { Logger } from '../../common/log.js';
 import { DfsError } from '../../protocol/errors.js';
+import type { ChunkGuards } from './chunk-guards.js';
 import type { MetaStore } from './meta/store.js';
 import type { StorageRegistry } from './registry.js';
 import { forEachLimited } from '../../common/limit.js';
@@ -28,8 +29,8 @@ export class Collector {
     private readonly calls: StorageCalls,
     private readonly options: CollectorOptions,
     private readonly log: Logger,
-    /** Chunks a commit in flight references: not collected even if unreferenced yet. */
-    private readonly isPinned: (hash: string) => boolean,
+    /** Chunks a commit in flight references are not collected, even if unreferenced yet. */
+    private readonly guards: ChunkGuards,
   ) {}
 
   start(): void {
@@ -70,12 +71,21 @@ export class Collector {
     const now = Date.now();
     const garbage = await this.meta.read.garbage(now, 1_000);
     if (garbage.length > 0) {
-      await this.meta.write(async (tx) => {
-        const current = await tx.getChunks(garbage.map((c) => c.hash));
-        for (const chunk of current.values()) {
-          if (chunk.refs === 0 && chunk.gcAfter <= now && !this.isPinned(chunk.hash)) await tx.dropChunk(chunk.hash, now);
-        }
-      });
+      const dropping: string[] = [];
+      try {
+        await this.meta.write(async (tx) => {
+          const current = await tx.getChunks(garbage.map((c) => c.hash));
+          for (const chunk of current.values()) {
+            if (chunk.refs !== 0 || chunk.gcAfter > now || this.guards.isPinned(chunk.hash)) continue;
+            // Until this is durable, a commit's check must see the chunk as gone.
+            this.guards.dropping([chunk.hash]);
+            dropping.push(chunk.hash);
+            await tx.dropChunk(chunk.hash, now);
+          }
+        });
+      } finally {
+        this.guards.dropped(dropping);
+      }
     }
     for (const id of this.registry.aliveIds()) {
       const node = this.registry.get(id);

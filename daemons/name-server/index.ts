@@ -8,6 +8,7 @@ import { announce, type Logger } from '../../common/log.js';
 import { errorHandler, jsonBody, notFound } from '../../protocol/express.js';
 import { fileTypes } from '../../protocol/schemas.js';
 import { nowNs } from '../../protocol/time.js';
+import { ChunkGuards } from './chunk-guards.js';
 import { ChunkService } from './chunk-service.js';
 import { Collector } from './collector.js';
 import { SqliteMetaStore } from './meta/sqlite.js';
@@ -100,8 +101,9 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   await registry.load();
   replicator = new Replicator(meta, registry, calls, { replicas: options.replicas, concurrency: 4, intervalMs: options.healthIntervalMs }, log);
   const namespace = await Namespace.load(meta, { chunkSize }, log);
-  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs, secret: options.secret });
-  collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log, (hash) => chunks.isPinned(hash));
+  const guards = new ChunkGuards();
+  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs, secret: options.secret }, guards);
+  collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log, guards);
 
   const app = express();
   app.disable('x-powered-by');

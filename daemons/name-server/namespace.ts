@@ -58,6 +58,11 @@ class Edit {
     this.mutations.push(m);
   }
 
+  /** A mutation that does not change the tree (placement), carried in the same transaction. */
+  raw(m: Mutation): void {
+    this.push(m);
+  }
+
   insertInode(fields: Omit<InodeRow, 'ino'>): InodeRow {
     const inode = { ino: this.tree.allocateIno(), ...fields };
     this.push({ kind: 'insertInode', inode });
@@ -456,7 +461,7 @@ export class Namespace {
    * Replaces a file's content with a chunk list the caller has checked is held well enough (and pinned
    * against collection until this resolves).
    */
-  commit(path: string, ino: number | undefined, chunks: readonly ChunkRef[], size: number, mtime: string | undefined): Promise<Attr> {
+  commit(path: string, ino: number | undefined, chunks: readonly ChunkRef[], size: number, mtime: string | undefined, placement: readonly Mutation[] = []): Promise<Attr> {
     this.checkChunkList(path, chunks, size);
     return this.change((edit) => {
       const inode = ino !== undefined ? this.tree.get(ino) : this.resolve(path);
@@ -464,6 +469,8 @@ export class Namespace {
       if (isDir(inode.mode)) throw fsError('EISDIR', path);
       if (!isFile(inode.mode)) throw fsError('EINVAL', path);
       const now = nowNs();
+      // Copies the writer has receipts for are recorded first, in the same transaction.
+      for (const m of placement) edit.raw(m);
       edit.setChunks(inode.ino, chunks);
       edit.updateInode(inode.ino, { size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
       return this.attr(inode);

@@ -102,7 +102,8 @@ export class Tree {
         break;
       case 'setChunks':
       case 'copyChunks':
-        // Chunk lists live in the database only.
+      case 'addReplicas':
+        // Chunk lists and placement live in the database only.
         break;
     }
   }

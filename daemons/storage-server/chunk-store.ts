@@ -11,6 +11,10 @@ export interface ChunkInfo {
   mtimeMs: number;
 }
 
+/** How long the disk's free space is trusted before asking again. */
+const SPACE_TTL_MS = 1_000;
+/** Renames into a directory are made durable together, at most this long after the first. */
+const DIR_SYNC_MS = 200;
 /** How many chunk verifications to remember, so range reads of a verified chunk skip re-hashing. */
 const VERIFIED_CACHE_ENTRIES = 100_000;
 
@@ -29,6 +33,13 @@ export class ChunkStore {
   private readonly verified = new Map<string, string>();
   /** Per-chunk lock: a delete and a rename into place of the same chunk never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Chunk directories known to exist. */
+  private readonly knownDirs = new Set<string>();
+  /** The disk's last answer to statfs, and the bytes used then. */
+  private disk: { at: number; total: number; free: number; used: number } | undefined;
+  /** Directories with renames not yet fsynced. */
+  private readonly dirtyDirs = new Set<string>();
+  private dirSyncTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly root: string,
@@ -65,9 +76,13 @@ export class ChunkStore {
 
   /** Capacity and free bytes: the disk's, capped by the configured capacity. */
   async space(): Promise<{ capacity: number; free: number }> {
-    const fsStat = await statfs(this.root);
-    const diskTotal = fsStat.blocks * fsStat.bsize;
-    const diskFree = fsStat.bavail * fsStat.bsize;
+    // The disk is asked at most every SPACE_TTL_MS; bytes stored since are counted off its answer.
+    if (!this.disk || Date.now() - this.disk.at > SPACE_TTL_MS) {
+      const fsStat = await statfs(this.root);
+      this.disk = { at: Date.now(), total: fsStat.blocks * fsStat.bsize, free: fsStat.bavail * fsStat.bsize, used: this.usedBytes };
+    }
+    const diskTotal = this.disk.total;
+    const diskFree = Math.max(0, this.disk.free - (this.usedBytes - this.disk.used));
     const capacity = this.capacityLimit !== undefined ? Math.min(this.capacityLimit, diskTotal) : diskTotal;
     const free = Math.max(0, Math.min(diskFree, capacity - (this.capacityLimit !== undefined ? this.usedBytes : diskTotal - diskFree)));
     return { capacity, free };
@@ -87,11 +102,34 @@ export class ChunkStore {
   async beginWrite(hash: string, size: number): Promise<ChunkWriter> {
     const finalPath = this.pathOf(hash);
     const { free } = await this.space();
-    const existing = await this.info(hash);
-    if (!existing && size > free) throw new DfsError('ENOSPC', `no room for ${size} bytes (${free} free)`);
+    if (size > free) throw new DfsError('ENOSPC', `no room for ${size} bytes (${free} free)`);
     const tmpPath = join(this.tmpDir, `${hash}.${randomBytes(6).toString('hex')}`);
     const handle = await open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
     return new ChunkWriter(this, hash, size, tmpPath, finalPath, handle);
+  }
+
+  /**
+   * A chunk was renamed into `dir`. The chunk's bytes were fsynced before the rename; the directory entry
+   * is fsynced within DIR_SYNC_MS, together with every other rename into it since. An acknowledged chunk
+   * is on the other copies' servers too, so one server losing power in that moment loses no data.
+   */
+  renamedInto(dir: string): void {
+    this.dirtyDirs.add(dir);
+    this.dirSyncTimer ??= setTimeout(() => void this.syncDirs(), DIR_SYNC_MS);
+  }
+
+  private async syncDirs(): Promise<void> {
+    const dirs = [...this.dirtyDirs];
+    this.dirtyDirs.clear();
+    await Promise.all(dirs.map((dir) => syncDir(dir).catch(() => undefined)));
+    this.dirSyncTimer = this.dirtyDirs.size > 0 ? setTimeout(() => void this.syncDirs(), DIR_SYNC_MS) : undefined;
+  }
+
+  /** Syncs what is pending (on shutdown). */
+  async flushDirs(): Promise<void> {
+    if (this.dirSyncTimer) clearTimeout(this.dirSyncTimer);
+    this.dirSyncTimer = undefined;
+    await this.syncDirs();
   }
 
   /** Runs `fn` while no other locked operation on the same chunk runs. */
@@ -108,14 +146,20 @@ export class ChunkStore {
   }
 
   /** Called by a writer once its chunk is in place. */
-  async noteStored(hash: string, size: number, replaced: boolean): Promise<void> {
+  noteStored(hash: string, size: number, replaced: boolean, mtimeMs: number): void {
     if (!replaced) {
       this.count += 1;
       this.usedBytes += size;
     }
-    const st = await stat(this.pathOf(hash));
-    this.verified.set(hash, `${st.size}:${st.mtimeMs}`);
+    this.verified.set(hash, `${size}:${mtimeMs}`);
     this.trimVerified();
+  }
+
+  /** Makes a chunk directory once; later chunks skip the call. */
+  async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.knownDirs.add(dir);
   }
 
   /**
@@ -270,13 +314,15 @@ export class ChunkWriter {
       const actual = this.hasher.digest('hex');
       if (actual !== this.hash) throw new DfsError('HASH_MISMATCH', `body hashes to ${actual}, not ${this.hash}`, { hash: this.hash });
       await this.handle.sync();
+      // The chunk keeps this file's mtime through the rename: remember it as verified.
+      const { mtimeMs } = await this.handle.stat();
       await this.handle.close();
       await this.store.withLock(this.hash, async () => {
         const existed = (await this.store.info(this.hash)) !== undefined;
-        await mkdir(dirnameOf(this.finalPath), { recursive: true });
+        await this.store.ensureDir(dirnameOf(this.finalPath));
         await rename(this.tmpPath, this.finalPath);
-        await syncDir(dirnameOf(this.finalPath));
-        await this.store.noteStored(this.hash, this.size, existed);
+        this.store.renamedInto(dirnameOf(this.finalPath));
+        this.store.noteStored(this.hash, this.size, existed, mtimeMs);
       });
     } catch (err) {
       await this.cleanup();

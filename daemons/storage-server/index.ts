@@ -65,6 +65,7 @@ export async function startStorageServer(options: StorageServerOptions): Promise
     store,
     async close() {
       link.stop();
+      await store.flushDirs();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

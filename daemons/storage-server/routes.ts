@@ -91,11 +91,15 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
       const writer = await store.beginWrite(hash, size);
       const [next0, ...rest] = forward;
       const downstream = next0 ? openChunkUpload(next0, hash, size, { token, forward: rest, upstreamId: id }) : undefined;
+      let downstreamDone: Promise<StoreResult> | undefined;
       try {
         for await (const piece of req as AsyncIterable<Buffer>) {
           await writer.write(piece);
           await downstream?.write(piece);
         }
+        // The next server finishes its copy while this one syncs its own.
+        downstreamDone = downstream?.end();
+        downstreamDone?.catch(() => undefined);
         await writer.commit();
       } catch (err) {
         await writer.abort();
@@ -103,9 +107,9 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
         throw err;
       }
       const result: StoreResult = { hash, size, stored: [{ id, url: deps.url(), receipt: signReceipt(secret, hash, size, id) }], failed: [] };
-      if (downstream && next0) {
+      if (downstreamDone && next0) {
         try {
-          const down = await downstream.end();
+          const down = await downstreamDone;
           result.stored.push(...down.stored);
           result.failed.push(...down.failed);
         } catch (err) {

@@ -89,6 +89,14 @@ function statementsFor(m: Mutation, gcAfter: number): Statement[] {
         ['INSERT INTO file_chunks (ino, idx, hash, size) SELECT ?, idx, hash, size FROM file_chunks WHERE ino = ?', [m.to, m.from]],
         addReferences(m.to),
       ];
+    case 'addReplicas':
+      return [
+        ['INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?, ?, 0, ?) ON CONFLICT (hash) DO NOTHING', [m.hash, m.size, m.gcAfter]],
+        ...m.servers.flatMap((id): Statement[] => [
+          ['INSERT OR IGNORE INTO replicas (hash, server_id) VALUES (?, ?)', [m.hash, id]],
+          ['DELETE FROM delete_queue WHERE server_id = ? AND hash = ?', [id, m.hash]],
+        ]),
+      ];
     case 'setXattr':
       return [['INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', [m.ino, m.name, m.value]]];
     case 'removeXattr':

@@ -63,6 +63,8 @@ export type Mutation =
   | { kind: 'setChunks'; ino: number; chunks: readonly ChunkRef[] }
   /** Gives `to` the chunk list of `from` (sharing the chunks). */
   | { kind: 'copyChunks'; from: number; to: number }
+  /** Servers hold a chunk (a commit's receipts); a chunk new to the database is collectable after gcAfter. */
+  | { kind: 'addReplicas'; hash: string; size: number; servers: readonly string[]; gcAfter: number }
   | { kind: 'setXattr'; ino: number; name: string; value: Buffer }
   | { kind: 'removeXattr'; ino: number; name: string };
 
