@@ -48,7 +48,7 @@ export class BenchCluster {
     await mkdir(this.logDir, { recursive: true });
     const o = this.options;
     this.nameServer = await spawnDaemon({
-      args: ['name-server', '--db', join(o.dir, 'meta.db'), '--port', '0', '--replicas', String(o.replicas), ...(o.nameServerArgs ?? [])],
+      args: ['name-server', '--db', join(o.dir, 'meta.db'), '--port', '0', '--replicas', String(o.replicas), ...(process.env.DFS_BENCH_NS_ARGS ? process.env.DFS_BENCH_NS_ARGS.split(' ') : []), ...(o.nameServerArgs ?? [])],
       env: this.env,
       logFile: join(this.logDir, 'name-server.log'),
     });

@@ -47,6 +47,19 @@ export interface HttpResponse {
  * failures become UPSTREAM, timeouts ETIMEDOUT.
  */
 export async function httpExchange(url: string, req: HttpRequest): Promise<HttpResponse> {
+  if (!TRACE) return exchange(url, req);
+  const started = performance.now();
+  try {
+    return await exchange(url, req);
+  } finally {
+    process.stderr.write(`${JSON.stringify({ trace: 'http', method: req.method, url: url.replace(/\?.*$/, ''), ms: Number((performance.now() - started).toFixed(2)) })}\n`);
+  }
+}
+
+/** DFS_TRACE_HTTP=1: one line on stderr per call with its duration (to see where time goes). */
+const TRACE = process.env.DFS_TRACE_HTTP === '1';
+
+async function exchange(url: string, req: HttpRequest): Promise<HttpResponse> {
   for (let attempt = 0; ; attempt++) {
     try {
       const res = await request(url, {
