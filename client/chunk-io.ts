@@ -73,6 +73,10 @@ export class ChunkIO {
         return await getChunk(server.url, chunk.hash, { token: this.readToken(), ...(range ? { range } : {}) });
       } catch (err) {
         lastError = err;
+        // Bytes that do not hash right: tell the name server, which has the server check its copy.
+        if (err instanceof DfsError && err.code === 'HASH_MISMATCH') {
+          this.ns.call(nameApi.chunksBad, { chunks: [{ hash: chunk.hash, server: server.id }] }).catch(() => undefined);
+        }
       }
     }
     throw lastError instanceof DfsError ? new DfsError('EIO', lastError.message) : new DfsError('EIO', String(lastError));

@@ -34,6 +34,8 @@ export const ClusterStatus = z.object({
   unavailable: Uint,
   overReplicated: Uint,
   pendingDeletes: Uint,
+  /** Work the name server did since it started: chunk copies made by repair, extra copies trimmed, copies deleted. */
+  activity: z.object({ copiesMade: Uint, copiesTrimmed: Uint, deletes: Uint }),
   storage: z.object({ alive: Uint, suspect: Uint, dead: Uint, capacity: Uint, free: Uint }),
   servers: z.array(StorageSummary),
 });
@@ -85,6 +87,20 @@ export const nameApi = {
     input: z.object({ chunks: z.array(z.object({ hash: Hash, size: Uint, servers: z.array(z.string()).min(1) })).min(1).max(1024) }),
     output: Empty,
     auth: STORAGE,
+    idempotent: true,
+  }),
+
+  /**
+   * Copies found corrupt or missing: by a reader whose bytes did not hash right (the name server has the
+   * server check the copy before it believes it), or by the storage server itself (scrub, serving).
+   * Bad copies stop counting, are deleted, and the chunk is copied again from a good one.
+   */
+  chunksBad: route({
+    method: 'POST',
+    path: '/chunks/bad',
+    input: z.object({ chunks: z.array(z.object({ hash: Hash, server: z.string().max(64) })).min(1).max(1024) }),
+    output: z.object({ dropped: Uint }),
+    auth: ['client', 'storage'],
     idempotent: true,
   }),
 

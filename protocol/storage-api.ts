@@ -53,6 +53,16 @@ export const storageApi = {
     idempotent: true,
   }),
 
+  /** Re-reads a chunk from disk and checks its hash (a corrupt copy is moved aside). */
+  verify: route({
+    method: 'POST',
+    path: '/verify',
+    input: z.object({ hash: Hash }),
+    output: z.object({ ok: z.boolean() }),
+    auth: ['admin'],
+    idempotent: true,
+  }),
+
   deleteChunk: route({
     method: 'DELETE',
     path: '/file/:hash',

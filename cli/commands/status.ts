@@ -22,6 +22,7 @@ export const status = defineCommand({
       `unavailable:       ${s.unavailable}`,
       `over-replicated:   ${s.overReplicated}`,
       `pending deletes:   ${s.pendingDeletes}`,
+      `since start:       ${s.activity.copiesMade} copies made by repair, ${s.activity.copiesTrimmed} extra copies trimmed, ${s.activity.deletes} copies deleted`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     if (s.servers.length > 0) {

@@ -16,6 +16,7 @@ export const storageServer = defineCommand({
       .option('advertise', { type: 'string', describe: 'URL others reach this server at', defaultDescription: 'http://<host>:<port>' })
       .option('capacity', { type: 'string', describe: 'most bytes to use, like 50G', defaultDescription: 'the whole disk' })
       .option('register-interval', { type: 'number', default: storageServerDefaults.registerIntervalMs, describe: 'ms between registrations with the name server' })
+      .option('scrub-rate', { type: 'string', default: '16M', describe: 'bytes per second the background scrub reads to find corrupt chunks (0: off)' })
       .option('secret-file', { type: 'string', describe: 'file with the cluster secret (default: DFS_SECRET)' })
       .example('dfs storage-server --data /srv/dfs --name-server http://10.0.0.1:7700 --host 0.0.0.0 --advertise http://10.0.0.5:7701', 'a storage server on its own machine'),
   run: async (args) => {
@@ -32,6 +33,7 @@ export const storageServer = defineCommand({
       ...(args.capacity ? { capacity: parseBytes(args.capacity) } : {}),
       registerIntervalMs: args['register-interval'],
       maxChunkBytes: storageServerDefaults.maxChunkBytes,
+      scrubBytesPerSecond: parseBytes(args['scrub-rate']),
       log,
     });
     await runUntilSignal(log, () => server.close());

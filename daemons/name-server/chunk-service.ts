@@ -3,6 +3,7 @@ import type { FileInfo } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
 import type { ChunkGuards } from './chunk-guards.js';
+import type { StorageCalls } from './storage-calls.js';
 import type { MetaReader, MetaStore, Mutation } from './meta/store.js';
 import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './registry.js';
@@ -30,6 +31,7 @@ export class ChunkService {
     private readonly replicator: Replicator,
     private readonly options: ChunkServiceOptions,
     private readonly guards: ChunkGuards,
+    private readonly calls: StorageCalls,
   ) {}
 
   /** Copies a new chunk needs before a commit is acknowledged: min(replicas, alive servers), at least one. */
@@ -93,6 +95,31 @@ export class ChunkService {
     } finally {
       this.guards.unpin(hashes);
     }
+  }
+
+  /**
+   * Copies reported bad. A storage server's word on its own copy is taken; a reader's is checked by having
+   * the server re-read the copy. Bad copies stop counting and are deleted; repair copies the chunk again.
+   * Returns how many copies were dropped.
+   */
+  async badCopies(reports: readonly { hash: string; server: string }[], fromStorage: boolean): Promise<number> {
+    const bad: { hash: string; server: string }[] = [];
+    for (const report of reports) {
+      const node = this.registry.get(report.server);
+      if (!node) continue;
+      const ok = fromStorage ? false : await this.calls.verify(node.url, report.hash).catch(() => true);
+      if (!ok) bad.push(report);
+    }
+    if (bad.length === 0) return 0;
+    const now = Date.now();
+    await this.meta.write(async (tx) => {
+      for (const { hash, server } of bad) {
+        await tx.removeReplica(hash, server);
+        await tx.queueDelete(hash, server, now);
+      }
+    });
+    this.replicator.kick();
+    return bad.length;
   }
 
   /** Receipts of known servers for chunks of this commit, whose signatures check out. */

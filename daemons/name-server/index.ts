@@ -102,7 +102,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   replicator = new Replicator(meta, registry, calls, { replicas: options.replicas, concurrency: 4, intervalMs: options.healthIntervalMs }, log);
   const namespace = await Namespace.load(meta, { chunkSize }, log);
   const guards = new ChunkGuards();
-  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs, secret: options.secret }, guards);
+  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs, secret: options.secret }, guards, calls);
   collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log, guards);
 
   const app = express();
@@ -111,7 +111,17 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   app.use(jsonBody('64mb'));
   const router = express.Router();
   fsRoutes(router, options.secret, namespace, chunks);
-  clusterRoutes(router, { secret: options.secret, meta, namespace, registry, chunks, calls, replicas: options.replicas, chunkSize });
+  clusterRoutes(router, {
+    secret: options.secret,
+    meta,
+    namespace,
+    registry,
+    chunks,
+    calls,
+    replicas: options.replicas,
+    chunkSize,
+    activity: () => ({ copiesMade: replicator?.copiesMade ?? 0, copiesTrimmed: replicator?.copiesTrimmed ?? 0, deletes: collector?.deletesDone ?? 0 }),
+  });
   app.use(router);
   app.use(notFound);
   app.use(errorHandler(log));

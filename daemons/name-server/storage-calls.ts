@@ -38,6 +38,11 @@ export class StorageCalls {
     );
   }
 
+  /** Has a server re-read its copy of a chunk and check the hash. */
+  async verify(url: string, hash: string): Promise<boolean> {
+    return (await this.client(url, 120_000).call(storageApi.verify, { hash }, { token: issueToken(this.secret, 'admin', OP_TOKEN_TTL_MS) })).ok;
+  }
+
   /** Deletes a chunk unless the server stored it again after now. */
   deleteChunk(url: string, hash: string): Promise<{ deleted: boolean }> {
     return this.client(url, 15_000).call(storageApi.deleteChunk, {}, { params: { hash }, token: issueToken(this.secret, 'delete', OP_TOKEN_TTL_MS, { hash }) });

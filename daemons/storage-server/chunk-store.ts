@@ -4,6 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, type 
 import { join } from 'node:path';
 import { DfsError } from '../../protocol/errors.js';
 import { HASH_PATTERN } from '../../protocol/schemas.js';
+import { sha256Async } from '../../protocol/storage-client.js';
 
 export interface ChunkInfo {
   hash: string;
@@ -40,6 +41,9 @@ export class ChunkStore {
   /** Directories with renames not yet fsynced. */
   private readonly dirtyDirs = new Set<string>();
   private dirSyncTimer: NodeJS.Timeout | undefined;
+
+  /** Told of every corrupt chunk found (and moved aside), to report it. */
+  onCorrupt: ((hash: string) => void) | undefined;
 
   constructor(
     readonly root: string,
@@ -175,8 +179,9 @@ export class ChunkStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DfsError('ENOENT', `chunk ${hash} is not here`);
       throw err;
     }
-    if (createHash('sha256').update(data).digest('hex') !== hash) {
+    if ((await sha256Async(data)) !== hash) {
       await this.quarantine(hash);
+      this.onCorrupt?.(hash);
       throw new DfsError('HASH_MISMATCH', `chunk ${hash} is corrupt on this server`, { hash });
     }
     const st = await stat(path).catch(() => undefined);

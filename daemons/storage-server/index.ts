@@ -6,6 +6,7 @@ import { ChunkStore } from './chunk-store.js';
 import { loadOrCreateServerId } from './identity.js';
 import { NameServerLink } from './name-server-link.js';
 import { storageRoutes } from './routes.js';
+import { Scrubber } from './scrubber.js';
 
 export interface StorageServerOptions {
   dataDir: string;
@@ -21,6 +22,8 @@ export interface StorageServerOptions {
   capacity?: number;
   registerIntervalMs: number;
   maxChunkBytes: number;
+  /** Bytes per second the background scrub reads; 0 turns it off. */
+  scrubBytesPerSecond: number;
   log: Logger;
 }
 
@@ -31,6 +34,8 @@ export const storageServerDefaults = {
   registerIntervalMs: 5_000,
   /** Well above the default 4 MiB chunk, so a cluster may choose larger chunks. */
   maxChunkBytes: 64 * 1024 * 1024,
+  /** 16 MiB/s: a full disk is checked every day or two, without getting in the way of clients. */
+  scrubBytesPerSecond: 16 * 1024 * 1024,
 };
 
 export interface RunningStorageServer {
@@ -49,6 +54,8 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   let url = options.advertiseUrl ?? '';
   const identity = { id, url: () => url };
   const link = new NameServerLink(options.nameServerUrl, options.secret, identity, store, options.registerIntervalMs, options.log);
+  store.onCorrupt = (hash) => link.reportCorrupt(hash);
+  const scrubber = new Scrubber(store, options.scrubBytesPerSecond, options.log);
   const app = storageRoutes({ id, url: identity.url, secret: options.secret, store, link, log: options.log, maxChunkBytes: options.maxChunkBytes });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(options.port, options.host, (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -59,12 +66,14 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   if (!url) url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
   announce(options.log, 'listening', { url, id, dataDir: options.dataDir, chunks: store.chunkCount });
   link.start();
+  scrubber.start();
   return {
     id,
     url,
     store,
     async close() {
       link.stop();
+      scrubber.stop();
       await store.flushDirs();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -65,6 +65,14 @@ export class NameServerLink {
     }
   }
 
+  /** This server's copy of a chunk is corrupt (it has been moved aside): it must stop counting. */
+  reportCorrupt(hash: string): void {
+    void this.client.call(nameApi.chunksBad, { chunks: [{ hash, server: this.identity.id }] }).catch((err: unknown) => {
+      // Restoration and repair find the copy missing anyway; the report only makes it sooner.
+      this.log.warn({ hash, err: (err as Error).message }, 'could not report a corrupt chunk');
+    });
+  }
+
   /**
    * Course flow step 4: this chunk is now held by these servers. Reports are sent in batches in the
    * background; a batch the name server does not take is tried again (a copy it never hears of is still

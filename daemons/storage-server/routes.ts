@@ -160,6 +160,17 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
     return { deleted: await store.delete(hash, claims.iat - CLOCK_SKEW_MS) };
   });
 
+  app.use('/verify', jsonBody('4kb'));
+  serve(app, secret, storageApi.verify, async (input) => {
+    try {
+      await store.readVerified(input.hash);
+      return { ok: true };
+    } catch (err) {
+      if (err instanceof DfsError && (err.code === 'HASH_MISMATCH' || err.code === 'ENOENT')) return { ok: false };
+      throw err;
+    }
+  });
+
   app.use('/replicate', jsonBody('64kb'));
   serve(app, secret, storageApi.replicate, async (input, { claims }) => {
     if (claims?.hash !== input.hash) throw new DfsError('FORBIDDEN', 'this replicate token is for another chunk');

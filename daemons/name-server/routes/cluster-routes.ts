@@ -16,6 +16,7 @@ export interface ClusterRouteDeps {
   calls: StorageCalls;
   replicas: number;
   chunkSize: number;
+  activity: () => { copiesMade: number; copiesTrimmed: number; deletes: number };
 }
 
 /** Health, placement and the storage servers' side of the protocol. */
@@ -39,6 +40,7 @@ export function clusterRoutes(router: Router, deps: ClusterRouteDeps): void {
       unavailable: replicaCounts.unavailable,
       overReplicated: replicaCounts.over,
       pendingDeletes: counts.pendingDeletes,
+      activity: deps.activity(),
       storage: {
         alive: alive.length,
         suspect: servers.filter((s) => s.state === 'suspect').length,
@@ -63,6 +65,8 @@ export function clusterRoutes(router: Router, deps: ClusterRouteDeps): void {
     await chunks.stored(input.chunks);
     return {};
   });
+
+  serve(router, secret, nameApi.chunksBad, async (input, { claims }) => ({ dropped: await chunks.badCopies(input.chunks, claims?.scope === 'storage') }));
 
   serve(router, secret, nameApi.chunksMissing, async (input) => ({ missing: await chunks.missing(input.hashes) }));
 }
