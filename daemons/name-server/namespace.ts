@@ -256,24 +256,28 @@ export class Namespace {
   }
 
   private makeDir(edit: Edit, parent: InodeRow, name: string, mode: number, uid: number, gid: number): InodeRow {
-    const now = nowNs();
     // A directory in a set-group-ID directory takes its group and its set-group-ID bit (as ext4).
     const inherit = (parent.mode & S_ISGID) !== 0;
-    const inode = edit.insertInode({
+    return this.addInode(edit, parent, name, {
       mode: fileTypes.dir | (mode & PERMISSION_BITS) | (inherit ? S_ISGID : 0),
       uid,
-      gid: inherit ? parent.gid : gid,
+      gid,
       size: 0,
       nlink: 2,
       rdev: 0,
-      atime: now,
-      mtime: now,
-      ctime: now,
-      version: 0,
       target: null,
     });
+  }
+
+  /**
+   * Makes a new inode under `name` in `parent`, now: a set-group-ID parent gives it its group, and a new
+   * directory adds a link to its parent.
+   */
+  private addInode(edit: Edit, parent: InodeRow, name: string, fields: Pick<InodeRow, 'mode' | 'uid' | 'gid' | 'size' | 'nlink' | 'rdev' | 'target'>): InodeRow {
+    const now = nowNs();
+    const inode = edit.insertInode({ ...fields, gid: parent.mode & S_ISGID ? parent.gid : fields.gid, atime: now, mtime: now, ctime: now, version: 0 });
     edit.insertEntry(parent.ino, name, inode.ino);
-    edit.updateInode(parent.ino, { nlink: parent.nlink + 1, mtime: now, ctime: now });
+    edit.updateInode(parent.ino, { ...(isDir(fields.mode) ? { nlink: parent.nlink + 1 } : {}), mtime: now, ctime: now });
     return inode;
   }
 
@@ -288,23 +292,7 @@ export class Namespace {
       }
       const type = mode & S_IFMT || fileTypes.file;
       if (type === fileTypes.dir || type === fileTypes.symlink || typeOfMode(type) === undefined) throw fsError('EINVAL', path);
-      const now = nowNs();
-      const inode = edit.insertInode({
-        mode: type | (mode & PERMISSION_BITS),
-        uid,
-        gid: parent.mode & S_ISGID ? parent.gid : gid,
-        size: 0,
-        nlink: 1,
-        rdev,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        version: 0,
-        target: null,
-      });
-      edit.insertEntry(parent.ino, name, inode.ino);
-      edit.updateInode(parent.ino, { mtime: now, ctime: now });
-      return this.attr(inode);
+      return this.attr(this.addInode(edit, parent, name, { mode: type | (mode & PERMISSION_BITS), uid, gid, size: 0, nlink: 1, rdev, target: null }));
     });
   }
 
@@ -312,23 +300,7 @@ export class Namespace {
     return this.change((edit) => {
       const { parent, name } = this.resolveParent(path);
       if (this.tree.lookup(parent.ino, name)) throw fsError('EEXIST', path);
-      const now = nowNs();
-      const inode = edit.insertInode({
-        mode: fileTypes.symlink | 0o777,
-        uid,
-        gid: parent.mode & S_ISGID ? parent.gid : gid,
-        size: Buffer.byteLength(target),
-        nlink: 1,
-        rdev: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        version: 0,
-        target,
-      });
-      edit.insertEntry(parent.ino, name, inode.ino);
-      edit.updateInode(parent.ino, { mtime: now, ctime: now });
-      return this.attr(inode);
+      return this.attr(this.addInode(edit, parent, name, { mode: fileTypes.symlink | 0o777, uid, gid, size: Buffer.byteLength(target), nlink: 1, rdev: 0, target }));
     });
   }
 
