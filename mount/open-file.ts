@@ -42,8 +42,6 @@ interface DirtySlot {
 
 /** Smallest buffer a dirty chunk starts with: small files do not take a whole chunk of memory. */
 const MIN_BUFFER = 64 * 1024;
-/** Chunks at least this large are uploaded only after asking whether the cluster already holds them. */
-const ASK_BEFORE_UPLOAD = 256 * 1024;
 /** Chunks read ahead of the one being read. */
 const READ_AHEAD = 2;
 /** How many commits to try when the name server says chunks are missing (re-uploading them between). */
@@ -299,10 +297,8 @@ export class OpenFile {
         }),
       );
       pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
-      // Small chunks are cheaper to send than to ask about; large ones are sent only if the cluster lacks them.
-      const large = [...contents.keys()].filter((hash) => contents.get(hash)!.length >= ASK_BEFORE_UPLOAD);
-      const missing = await this.backend.missing(large);
-      for (const [hash, data] of contents) if (data.length < ASK_BEFORE_UPLOAD) missing.add(hash);
+      // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing.
+      const missing = await this.backend.missing([...contents.keys()]);
       const located = new Map<string, ServerRef[]>();
       await Promise.all(
         [...missing].map(async (hash) => {

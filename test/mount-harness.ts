@@ -61,11 +61,11 @@ async function connectionOf(dir: string): Promise<string | undefined> {
   return dev?.split(':')[1];
 }
 
-export async function startMount(t: ExecutionContext, cluster: TestCluster, extraArgs: string[] = []): Promise<TestMount> {
+export async function startMount(t: ExecutionContext, cluster: TestCluster, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestMount> {
   const dir = await mkdtemp(join(tmpdir(), 'dfs-mnt-'));
   const p = await spawnDaemon({
     args: ['mount', dir, '--name-server', cluster.url, ...extraArgs],
-    env: cluster.env,
+    env: { ...cluster.env, ...env },
   });
   const mount: TestMount = {
     dir,

@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import type { DaemonProcess } from '../common/daemon-process.js';
+import { chunkFiles, startCluster } from './harness.js';
+import { sh, startMount } from './mount-harness.js';
+
+/**
+ * What the mount moves over the network, counted from its own trace of every remote call
+ * (DFS_TRACE_HTTP=1): chunk downloads are GET /file/<hash>, uploads PUT /file/<hash>.
+ */
+function transfers(mount: DaemonProcess): { gets: number; puts: number } {
+  let gets = 0;
+  let puts = 0;
+  for (const line of mount.lines) {
+    if (!line.startsWith('{"trace"')) continue;
+    const { method, url } = JSON.parse(line) as { method: string; url: string };
+    if (!/\/file\/[0-9a-f]{64}$/.test(url)) continue;
+    if (method === 'GET') gets += 1;
+    if (method === 'PUT') puts += 1;
+  }
+  return { gets, puts };
+}
+
+async function sha(path: string): Promise<string> {
+  const { stdout } = await sh(`sha256sum ${JSON.stringify(path)}`);
+  return stdout.split(' ')[0]!;
+}
+
+test('re-reading an unchanged file downloads nothing; an append uploads one chunk; a copy of stored bytes uploads nothing', async (t) => {
+  const cluster = await startCluster(t);
+  const mount = await startMount(t, cluster, ['--cache-size', '256M'], { DFS_TRACE_HTTP: '1' });
+  const local = join(cluster.dir, 'big.bin');
+  await sh(`head -c ${100 * 1024 * 1024} /dev/urandom > ${local}`);
+  const big = join(mount.dir, 'big.bin');
+  await sh(`cp ${local} ${big}`);
+  const expected = await sha(local);
+
+  // First read may download (the mount's cache holds what it uploaded); the second, after the kernel's
+  // page cache is dropped, must come from the mount's chunk cache.
+  t.is(await sha(big), expected);
+  const beforeReread = transfers(mount.process);
+  await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
+  t.is(await sha(big), expected);
+  t.is(transfers(mount.process).gets, beforeReread.gets, 'the re-read downloaded no chunk');
+
+  // Appending a line changes only the last chunk: one upload, one new chunk (two copies) on disk.
+  const disksBefore = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
+  const beforeAppend = transfers(mount.process);
+  await sh(`echo "one more line" >> ${big}`);
+  t.is(transfers(mount.process).puts - beforeAppend.puts, 1, 'the append uploaded one chunk');
+  const disksAfter = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
+  const added = disksAfter.reduce((n, files, i) => n + [...files].filter((h) => !disksBefore[i]!.has(h)).length, 0);
+  t.is(added, 2, 'one new chunk, stored twice');
+  const appended = createHash('sha256');
+  appended.update(await readFile(local));
+  appended.update('one more line\n');
+  t.is(await sha(big), appended.digest('hex'));
+
+  // A copy through the mount of bytes the store already holds uploads nothing.
+  const beforeCopy = transfers(mount.process);
+  await sh(`cp ${big} ${join(mount.dir, 'copy.bin')}`);
+  t.is(transfers(mount.process).puts, beforeCopy.puts, 'the copy uploaded no chunk');
+  t.is(await sha(join(mount.dir, 'copy.bin')), await sha(big));
+});
