@@ -61,8 +61,15 @@ async function connectionOf(dir: string): Promise<string | undefined> {
   return dev?.split(':')[1];
 }
 
-export async function startMount(t: ExecutionContext, cluster: TestCluster, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestMount> {
-  const dir = await mkdtemp(join(tmpdir(), 'dfs-mnt-'));
+export async function startMount(
+  t: ExecutionContext,
+  cluster: TestCluster,
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  /** Mount here instead of a new temp dir. */
+  at?: string,
+): Promise<TestMount> {
+  const dir = at ?? (await mkdtemp(join(tmpdir(), 'dfs-mnt-')));
   const p = await spawnDaemon({
     args: ['mount', dir, '--name-server', cluster.url, ...extraArgs],
     env: { ...cluster.env, ...env },
