@@ -298,6 +298,7 @@ export class Namespace {
 
   symlink(path: string, target: string, uid: number, gid: number): Promise<Attr> {
     return this.change((edit) => {
+      if (target.includes('\0')) throw new DfsError('EINVAL', 'a symlink target cannot contain NUL');
       const { parent, name } = this.resolveParent(path);
       if (this.tree.lookup(parent.ino, name)) throw fsError('EEXIST', path);
       return this.attr(this.addInode(edit, parent, name, { mode: fileTypes.symlink | 0o777, uid, gid, size: Buffer.byteLength(target), nlink: 1, rdev: 0, target }));
@@ -536,6 +537,7 @@ export class Namespace {
 
 function checkXattrName(name: string): void {
   if (name.length === 0 || Buffer.byteLength(name) > XATTR_NAME_MAX) throw new DfsError('ERANGE', `bad attribute name length: ${name.length}`);
+  if (name.includes('\0')) throw new DfsError('EINVAL', 'an attribute name cannot contain NUL');
   if (!XATTR_NAMESPACES.some((prefix) => name.startsWith(prefix) && name.length > prefix.length)) {
     throw new DfsError('EOPNOTSUPP', `attribute ${name} is not supported (only ${XATTR_NAMESPACES.join(', ')})`);
   }
