@@ -5,6 +5,8 @@ import type { Logger } from '../common/log.js';
  * exits at once.
  */
 export async function runUntilSignal(log: Logger, close: () => Promise<void>): Promise<void> {
+  // A daemon outlives a bug in one background task: log it and keep serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {

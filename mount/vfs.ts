@@ -201,7 +201,7 @@ export class Vfs {
     return handle;
   }
 
-  read(fd: number, offset: number, length: number, out: Buffer): Promise<number> {
+  async read(fd: number, offset: number, length: number, out: Buffer): Promise<number> {
     return this.handle(fd).file.read(offset, length, out);
   }
 
@@ -220,7 +220,7 @@ export class Vfs {
     await this.commit(handle.file);
   }
 
-  fsync(fd: number): Promise<void> {
+  async fsync(fd: number): Promise<void> {
     return this.flush(fd);
   }
 
@@ -267,7 +267,7 @@ export class Vfs {
     }
   }
 
-  ftruncate(fd: number, size: number): Promise<void> {
+  async ftruncate(fd: number, size: number): Promise<void> {
     return this.handle(fd).file.truncate(size);
   }
 
@@ -320,11 +320,11 @@ export class Vfs {
     this.attrs.put(path, attr);
   }
 
-  chmod(path: string, mode: number): Promise<void> {
+  async chmod(path: string, mode: number): Promise<void> {
     return this.setattr(path, { mode: mode & 0o7777 });
   }
 
-  chown(path: string, uid: number, gid: number): Promise<void> {
+  async chown(path: string, uid: number, gid: number): Promise<void> {
     return this.setattr(path, { ...(uid !== ID_UNCHANGED ? { uid } : {}), ...(gid !== ID_UNCHANGED ? { gid } : {}) });
   }
 

@@ -36,6 +36,9 @@ export const mount = defineCommand({
       allowOther: args['allow-other'] ?? process.getuid?.() === 0,
       log,
     });
+    // The mount outlives a bug in one operation: log it and keep serving the others.
+    process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+    process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
     const stop = (): void => void running.unmount();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
