@@ -6,8 +6,12 @@ import { chunkPath, FORWARD_HEADER, StoreResult } from './storage-api.js';
 
 /** Chunk bytes to and from storage servers. JSON storage routes go through RouteClient instead. */
 
-/** Time allowed to move one chunk (4 MiB by default) even on a slow, loaded machine. */
-export const CHUNK_TIMEOUT_MS = 60_000;
+/**
+ * Time allowed to move one chunk (4 MiB by default, a fraction of a second on a LAN) even on a slow, loaded
+ * machine. It is also how long a writer waits on a server that dropped off the network before it tries
+ * another, so it is no longer than that needs.
+ */
+export const CHUNK_TIMEOUT_MS = 20_000;
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');

@@ -68,16 +68,22 @@ export function verifyToken(secret: string, token: string | undefined, scopes: r
 /**
  * A storage server's signed statement that it holds a chunk, handed back to the writer, who passes it on
  * to the name server with its commit: the name server then counts the copy without waiting for the
- * server's own report.
+ * server's own report. It carries the time the copy was stored (`<ms in base 36>.<signature>`): a receipt
+ * proves a copy only while that copy cannot have been collected since (see ChunkService.validReceipts).
  */
-export function signReceipt(secret: string, hash: string, size: number, serverId: string): string {
-  return createHmac('sha256', secret).update(`receipt.v1:${hash}:${size}:${serverId}`).digest('base64url');
+export function signReceipt(secret: string, hash: string, size: number, serverId: string, storedAt = Date.now()): string {
+  const at = storedAt.toString(36);
+  return `${at}.${createHmac('sha256', secret).update(`receipt.v2:${hash}:${size}:${serverId}:${at}`).digest('base64url')}`;
 }
 
-export function verifyReceipt(secret: string, hash: string, size: number, serverId: string, receipt: string): boolean {
-  const expected = Buffer.from(signReceipt(secret, hash, size, serverId), 'base64url');
-  const given = Buffer.from(receipt, 'base64url');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+/** The time a genuine receipt says its copy was stored (ms since the epoch), or undefined for a forged or malformed one. */
+export function verifyReceipt(secret: string, hash: string, size: number, serverId: string, receipt: string): number | undefined {
+  const m = /^([0-9a-z]{1,11})\.([A-Za-z0-9_-]+)$/.exec(receipt);
+  if (!m) return undefined;
+  const storedAt = parseInt(m[1]!, 36);
+  const expected = Buffer.from(signReceipt(secret, hash, size, serverId, storedAt).slice(m[1]!.length + 1), 'base64url');
+  const given = Buffer.from(m[2]!, 'base64url');
+  return given.length === expected.length && timingSafeEqual(given, expected) ? storedAt : undefined;
 }
 
 /** The token of an `Authorization: Bearer …` header. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { nameApi } from '../protocol/name-api.js';
 import { FORWARD_HEADER } from '../protocol/storage-api.js';
-import { issueToken, type TokenScope } from '../protocol/token.js';
+import { issueToken, signReceipt, type TokenScope } from '../protocol/token.js';
 import { bufferSource, chunkFiles, readAll, sha256Hex, sleep, startCluster, type TestCluster } from './harness.js';
 import { apiCall, assertError, rawRequest, tree } from './http-helpers.js';
 
@@ -352,4 +352,35 @@ test.serial('chunk names other than 64 lowercase hex digits are refused, and not
   const ok = await rawRequest(url, { method: 'PUT', path: `/file/${hash}`, token: writeToken, body: data, contentType: 'application/octet-stream' });
   t.is(ok.status, 200, ok.body.toString('utf8'));
   t.deepEqual([...(await chunkFiles(s.dataDir))], [hash]);
+});
+
+test('a commit counts a copy by a receipt only if it is genuine and recent: forged and stale receipts are refused', async (t) => {
+  const uploadGraceMs = 20_000;
+  const cluster = await startCluster(t, { uploadGraceMs });
+  const url = cluster.url;
+  const token = issueToken(cluster.secret, 'client', 60_000);
+  const servers = cluster.storage.map((s) => s.id).slice(0, 2);
+  // A chunk no server holds: only receipts can vouch for it.
+  const data = randomBytes(4096);
+  const hash = sha256Hex(data);
+  const commit = (path: string, receipts: { server: string; receipt: string }[]) =>
+    apiCall(url, 'POST', '/fs/commit', { path, chunks: [{ hash, size: data.length }], size: data.length, receipts: receipts.map((r) => ({ hash, size: data.length, ...r })) }, token);
+  const cases: { what: string; receipts: { server: string; receipt: string }[] }[] = [
+    { what: 'no receipt', receipts: [] },
+    { what: 'receipts signed with another secret', receipts: servers.map((server) => ({ server, receipt: signReceipt(OTHER_SECRET, hash, data.length, server) })) },
+    { what: 'receipts for another size', receipts: servers.map((server) => ({ server, receipt: signReceipt(cluster.secret, hash, data.length + 1, server) })) },
+    { what: 'receipts older than the upload grace', receipts: servers.map((server) => ({ server, receipt: signReceipt(cluster.secret, hash, data.length, server, Date.now() - uploadGraceMs - 1_000) })) },
+    { what: 'receipts of servers the name server does not know', receipts: ['ss-000000000000', 'ss-111111111111'].map((server) => ({ server, receipt: signReceipt(cluster.secret, hash, data.length, server) })) },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const path = `/refused-${i}`;
+    t.is((await apiCall(url, 'POST', '/fs/create', { path }, token)).status, 200);
+    assertError(t, await commit(path, c.receipts), 409, 'CHUNKS_MISSING', c.what);
+    t.is((await cluster.client.ns.call(nameApi.stat, { path })).size, 0, `${c.what}: the file stays empty`);
+  }
+  // Control: genuine, fresh receipts of known servers are taken (the name server trusts its own signature).
+  t.is((await apiCall(url, 'POST', '/fs/create', { path: '/taken' }, token)).status, 200);
+  const fresh = await commit('/taken', servers.map((server) => ({ server, receipt: signReceipt(cluster.secret, hash, data.length, server, Date.now() - 2_000) })));
+  t.is(fresh.status, 200, fresh.body.toString('utf8'));
+  t.is((await cluster.client.ns.call(nameApi.stat, { path: '/taken' })).size, data.length);
 });

@@ -122,9 +122,20 @@ export class ChunkService {
     return bad.length;
   }
 
-  /** Receipts of known servers for chunks of this commit, whose signatures check out. */
+  /**
+   * Receipts of known servers for chunks of this commit, whose signatures check out, and recent enough that
+   * their copies cannot have been collected since: an uploaded chunk is kept for the upload grace from its
+   * report, which comes after the receipt (less the clock skew allowed between hosts). An older receipt
+   * proves nothing (a write stalled past the grace would otherwise commit chunks already deleted); the
+   * chunk then counts by what the database holds, or is missing and uploaded again.
+   */
   private validReceipts(receipts: readonly Receipt[], wanted: ReadonlySet<string>): Receipt[] {
-    return receipts.filter((r) => wanted.has(r.hash) && this.registry.get(r.server) !== undefined && verifyReceipt(this.options.secret, r.hash, r.size, r.server, r.receipt));
+    const oldest = Date.now() - this.options.uploadGraceMs + RECEIPT_CLOCK_SKEW_MS;
+    return receipts.filter((r) => {
+      if (!wanted.has(r.hash) || this.registry.get(r.server) === undefined) return false;
+      const storedAt = verifyReceipt(this.options.secret, r.hash, r.size, r.server, r.receipt);
+      return storedAt !== undefined && storedAt > oldest;
+    });
   }
 
   /**
@@ -177,6 +188,9 @@ export class ChunkService {
     return { path, attr: this.namespace.attr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };
   }
 }
+
+/** How far storage servers' clocks may be ahead of the name server's (as the storage server's delete check allows). */
+const RECEIPT_CLOCK_SKEW_MS = 2_000;
 
 function uniqueChunks(chunks: readonly ChunkRef[]): ChunkRef[] {
   const seen = new Map<string, ChunkRef>();

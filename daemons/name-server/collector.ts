@@ -94,6 +94,7 @@ export class Collector {
       await forEachLimited(hashes, this.options.concurrency, async (hash) => {
         try {
           await this.calls.deleteChunk(node.url, hash);
+          this.log.debug({ hash, server: id }, 'queued delete done');
           this.deletesDone += 1;
         } catch (err) {
           // Refused as stored too recently, or failed: retry on a later pass. A chunk stored again on purpose
@@ -105,7 +106,11 @@ export class Collector {
           }
           return;
         }
-        await this.meta.write((tx) => tx.removeDelete(hash, id));
+        // The copy is gone: one recorded meanwhile by a late report must not count.
+        await this.meta.write(async (tx) => {
+          await tx.removeDelete(hash, id);
+          await tx.removeReplica(hash, id);
+        });
       });
     }
   }

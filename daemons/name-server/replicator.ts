@@ -29,6 +29,8 @@ export class Replicator {
   private stopped = false;
   /** Chunks being copied now, so a commit and the repair loop do not copy the same chunk twice. */
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Repair copies running now (at most `concurrency`). */
+  private repairing = 0;
   /** Copies made since start (for status and the flapping report). */
   copiesMade = 0;
   copiesTrimmed = 0;
@@ -79,13 +81,24 @@ export class Replicator {
   private async pass(): Promise<void> {
     const holders = this.registry.holderIds();
     const under = await this.meta.read.underReplicated(holders, this.options.replicas, 2_000);
-    const repairable = under.filter((c) => c.copies > 0);
-    if (repairable.length > 0) {
-      await forEachLimited(repairable, this.options.concurrency, async (chunk) => {
-        await this.ensureOne(chunk, this.options.replicas).catch((err: unknown) => {
+    // Repair copies run `concurrency` at a time and a pass does not wait for them: a copy stuck on a server
+    // that just went off the network waits out its timeout (a minute) holding one slot, while the other
+    // slots and later passes go on repairing. A copy that succeeds starts the next pass at once; a failed
+    // one is retried by the periodic pass.
+    for (const chunk of under) {
+      if (this.repairing >= this.options.concurrency) break;
+      if (chunk.copies === 0 || this.inFlight.has(chunk.hash)) continue;
+      this.repairing += 1;
+      void this.ensureOne(chunk, this.options.replicas).then(
+        () => {
+          this.repairing -= 1;
+          this.kick();
+        },
+        (err: unknown) => {
+          this.repairing -= 1;
           this.log.warn({ hash: chunk.hash, err: (err as Error).message }, 'repair of a chunk failed');
-        });
-      });
+        },
+      );
     }
     await this.trim();
   }
@@ -156,6 +169,7 @@ export class Replicator {
       }
       if (copied) {
         await this.meta.write((tx) => tx.addReplicas(chunk.hash, chunk.size, [target.id], 0));
+        this.log.debug({ hash: chunk.hash, server: target.id }, 'copy made');
         this.copiesMade += 1;
       }
     }
@@ -173,6 +187,10 @@ export class Replicator {
         await this.meta.write((tx) => tx.removeReplica(chunk.hash, node.id));
         try {
           await this.calls.deleteChunk(node.url, chunk.hash);
+          // A report of this copy that was on its way may have recorded it again meanwhile: the delete is
+          // answered only after such a report arrived, so forgetting the copy now has the last word.
+          await this.meta.write((tx) => tx.removeReplica(chunk.hash, node.id));
+          this.log.debug({ hash: chunk.hash, server: node.id }, 'copy trimmed');
           this.copiesTrimmed += 1;
         } catch (err) {
           // Refused (stored again just now) or unreachable: it still holds the chunk.

@@ -41,6 +41,7 @@ export class Restorer {
             counted += 1;
           } else if (chunk.mtimeMs < now - this.uploadGraceMs) {
             await tx.queueDelete(chunk.hash, node.id, now);
+            this.log.debug({ id: node.id, hash: chunk.hash, mtimeMs: chunk.mtimeMs }, 'restore: unknown chunk queued for deletion');
             unknown += 1;
           }
         }
@@ -50,6 +51,7 @@ export class Restorer {
       const batch = lost.slice(i, i + BATCH);
       await this.meta.write(async (tx) => {
         for (const hash of batch) await tx.removeReplica(hash, node.id);
+        this.log.debug({ id: node.id, hashes: batch }, 'restore: copies the server lacks forgotten');
       });
     }
     this.log.info({ id: node.id, held: held.size, counted, unknown, lost: lost.length }, 'restored storage server');

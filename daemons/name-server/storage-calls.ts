@@ -1,6 +1,7 @@
 import type { Output } from '../../protocol/contract.js';
 import { RouteClient } from '../../protocol/http-client.js';
 import { storageApi, type StorageStatus, type StoreResult } from '../../protocol/storage-api.js';
+import { CHUNK_TIMEOUT_MS } from '../../protocol/storage-client.js';
 import { issueToken } from '../../protocol/token.js';
 
 /** Lifetime of a token the name server gives a storage server for one chunk operation. */
@@ -31,10 +32,12 @@ export class StorageCalls {
 
   /** Asks `sourceUrl` to push chunk `hash` to `targetUrl`. */
   replicate(sourceUrl: string, hash: string, targetUrl: string): Promise<StoreResult> {
-    return this.client(sourceUrl, 120_000).call(
+    // The source's own push to the target is limited to CHUNK_TIMEOUT_MS; this leaves it room to read the
+    // chunk first. Not retried: the replicator picks the next target itself.
+    return this.client(sourceUrl, CHUNK_TIMEOUT_MS + 10_000).call(
       storageApi.replicate,
       { hash, target: targetUrl, writeToken: this.writeToken(false) },
-      { token: issueToken(this.secret, 'replicate', OP_TOKEN_TTL_MS, { hash }) },
+      { token: issueToken(this.secret, 'replicate', OP_TOKEN_TTL_MS, { hash }), retry: false },
     );
   }
 

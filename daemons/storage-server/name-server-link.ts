@@ -20,6 +20,8 @@ export class NameServerLink {
   private registered = false;
   private readonly reports: { hash: string; size: number; servers: string[] }[] = [];
   private reportTimer: NodeJS.Timeout | undefined;
+  /** The batch being sent now, and the chunks in it. */
+  private sending: { hashes: Set<string>; done: Promise<void> } | undefined;
 
   constructor(
     nameServerUrl: string,
@@ -74,27 +76,53 @@ export class NameServerLink {
   }
 
   /**
-   * Course flow step 4: this chunk is now held by these servers. Reports are sent in batches in the
+   * Course flow step 4: this server now holds this chunk. Each server of a chain reports its own copy (so
+   * that it can take the report back when the copy is deleted). Reports are sent in batches in the
    * background; a batch the name server does not take is tried again (a copy it never hears of is still
    * found by restoration).
    */
-  reportStored(hash: string, size: number, servers: string[]): void {
-    this.reports.push({ hash, size, servers });
+  reportStored(hash: string, size: number): void {
+    this.reports.push({ hash, size, servers: [this.identity.id] });
     if (this.reports.length > MAX_PENDING_REPORTS) this.reports.splice(0, this.reports.length - MAX_PENDING_REPORTS);
     this.reportTimer ??= setTimeout(() => void this.flushReports(), REPORT_DELAY_MS);
   }
 
+  /**
+   * This server no longer holds the chunk (it was deleted): a report of it still waiting here would tell
+   * the name server of a copy that is gone, so it is dropped; one being sent now is waited for, so that it
+   * reaches the name server before the delete is answered (and the name server, which forgets the copy
+   * once the delete is answered, has the last word).
+   */
+  async forgetReports(hash: string): Promise<void> {
+    const drop = (): void => {
+      for (let i = this.reports.length - 1; i >= 0; i--) if (this.reports[i]!.hash === hash) this.reports.splice(i, 1);
+    };
+    drop();
+    const sending = this.sending;
+    if (sending?.hashes.has(hash)) {
+      await sending.done;
+      // A batch that failed went back into the queue.
+      drop();
+    }
+  }
+
   private async flushReports(): Promise<void> {
     const batch = this.reports.splice(0, REPORT_BATCH);
+    let sent!: () => void;
+    this.sending = { hashes: new Set(batch.map((r) => r.hash)), done: new Promise<void>((resolve) => (sent = resolve)) };
     try {
       if (batch.length > 0) await this.client.call(nameApi.chunksStored, { chunks: batch });
     } catch (err) {
       this.reports.unshift(...batch);
+      this.sending = undefined;
+      sent();
       this.log.warn({ err: (err as Error).message, pending: this.reports.length }, 'chunk report failed; will retry');
       this.reportTimer = setTimeout(() => void this.flushReports(), 1_000);
       this.reportTimer.unref();
       return;
     }
+    this.sending = undefined;
+    sent();
     this.reportTimer = this.reports.length > 0 ? setTimeout(() => void this.flushReports(), REPORT_DELAY_MS) : undefined;
   }
 }

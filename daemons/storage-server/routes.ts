@@ -106,6 +106,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
         downstream?.abort();
         throw err;
       }
+      log.debug({ hash, size, upstream: req.headers[UPSTREAM_HEADER] }, 'chunk stored');
       const result: StoreResult = { hash, size, stored: [{ id, url: deps.url(), receipt: signReceipt(secret, hash, size, id) }], failed: [] };
       if (downstreamDone && next0) {
         try {
@@ -119,8 +120,9 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
         }
       }
       // Course flow step 4, off the write path: the writer's commit carries the receipts, so the name server
-      // counts these copies at once; the report (batched) covers writers that never commit.
-      if (claims.report && !req.headers[UPSTREAM_HEADER]) link.reportStored(hash, size, result.stored.map((s) => s.id));
+      // counts these copies at once; the report (batched, each server of the chain its own copy) covers
+      // writers that never commit.
+      if (claims.report) link.reportStored(hash, size);
       res.json(result);
     } catch (err) {
       // The body may be unread: do not reuse this connection.
@@ -157,7 +159,10 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
   serve(app, secret, storageApi.deleteChunk, async (_input, { req, claims }) => {
     const hash = hashParam(req);
     if (claims?.hash !== hash) throw new DfsError('FORBIDDEN', 'this delete token is for another chunk');
-    return { deleted: await store.delete(hash, claims.iat - CLOCK_SKEW_MS) };
+    const deleted = await store.delete(hash, claims.iat - CLOCK_SKEW_MS);
+    await link.forgetReports(hash);
+    log.debug({ hash, deleted }, 'chunk delete');
+    return { deleted };
   });
 
   app.use('/verify', jsonBody('4kb'));
