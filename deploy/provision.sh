@@ -40,7 +40,7 @@ fi
 # The project, built in place.
 install -d /opt/dfs
 rsync -a --delete --exclude node_modules --exclude dist --exclude .vagrant --exclude .git "$source_dir/" /opt/dfs/
-(cd /opt/dfs && ./scripts/setup)
+(cd /opt/dfs && ./scripts/setup --no-vagrant)
 
 # Settings: the shared environment file, and the secret readable by root only.
 install -d -m 0755 /etc/dfs /var/lib/dfs

@@ -1,25 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, stat, utimes } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import { corruptChunk as corrupt } from './disk-chunks.js';
 import { bufferSource, chunkFiles, readAll, sha256Hex, startCluster, type TestCluster } from './harness.js';
-
-/** Flips bytes in the middle of a chunk file, keeping its size and times (as bit rot would). */
-async function corrupt(dataDir: string, hash: string): Promise<void> {
-  const path = join(dataDir, 'chunks', hash.slice(0, 2), hash);
-  const before = await stat(path);
-  const handle = await open(path, 'r+');
-  try {
-    const middle = Math.floor(before.size / 2);
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, middle);
-    byte[0] = byte[0]! ^ 0xff;
-    await handle.write(byte, 0, 1, middle);
-  } finally {
-    await handle.close();
-  }
-  await utimes(path, before.atime, before.mtime);
-}
 
 async function holdersOnDisk(cluster: TestCluster, hash: string): Promise<number[]> {
   const held = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));

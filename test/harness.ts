@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -204,23 +204,7 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Chunk files (named by their hash) in a storage data dir. */
-export async function chunkFiles(dataDir: string): Promise<Set<string>> {
-  const out = new Set<string>();
-  const root = join(dataDir, 'chunks');
-  let prefixes: string[];
-  try {
-    prefixes = await readdir(root);
-  } catch {
-    return out;
-  }
-  for (const prefix of prefixes) {
-    for (const name of await readdir(join(root, prefix))) {
-      if (/^[0-9a-f]{64}$/.test(name) && (await stat(join(root, prefix, name))).isFile()) out.add(name);
-    }
-  }
-  return out;
-}
+export { chunkFiles } from './disk-chunks.js';
 
 export interface CliResult {
   code: number;

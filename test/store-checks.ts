@@ -1,43 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import sqlite3 from 'sqlite3';
 import type { DfsClient } from '../client/dfs-client.js';
 import { DfsError } from '../protocol/errors.js';
+import { chunkSnapshot } from './disk-chunks.js';
 import { sha256Hex, type TestCluster } from './harness.js';
 
 /** Helpers for the data-path and failure tests: what is on the storage disks, and what the database says. */
 
-/** Every chunk file in a storage data dir with its mtime (ms) and inode number: a rewrite changes one of them. */
-export async function chunkSnapshot(dataDir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const root = join(dataDir, 'chunks');
-  let prefixes: string[];
-  try {
-    prefixes = await readdir(root);
-  } catch {
-    return out;
-  }
-  for (const prefix of prefixes.sort()) {
-    for (const name of (await readdir(join(root, prefix))).sort()) {
-      if (!/^[0-9a-f]{64}$/.test(name)) continue;
-      const st = await stat(join(root, prefix, name), { bigint: true }).catch(() => undefined);
-      if (st?.isFile()) out.set(name, `mtime=${st.mtimeNs} ino=${st.ino} size=${st.size}`);
-    }
-  }
-  return out;
-}
+export { chunkSnapshot, copiesOnDisks as copiesOnDisk } from './disk-chunks.js';
 
 /** Snapshots of every storage server's disk, by server index. */
 export function diskSnapshots(cluster: TestCluster): Promise<Map<string, string>[]> {
   return Promise.all(cluster.storage.map((s) => chunkSnapshot(s.dataDir)));
-}
-
-/** How many of the given data dirs hold each chunk. */
-export function copiesOnDisk(disks: readonly Map<string, unknown>[] | readonly Set<string>[]): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const disk of disks) for (const hash of disk.keys()) out.set(hash, (out.get(hash) ?? 0) + 1);
-  return out;
 }
 
 /** Random bytes of a size, with their SHA-256. */

@@ -182,9 +182,8 @@ function commands(c: NetCluster): void {
     if (!s) throw new Error(`no storage host ${name ?? ''} (storage hosts: ${c.storage.map((x) => x.name).join(' ')})`);
     return s.n;
   };
+  // End of input (</dev/null, a closed pipe) just means no commands: the cluster stays up until a signal.
   const rl = createInterface({ input: process.stdin, terminal: false });
-  // End of input (no terminal, </dev/null) just means no commands: the cluster stays up until a signal.
-  rl.on('close', () => undefined);
   let queue = Promise.resolve();
   rl.on('line', (line) => {
     const [cmd, name] = line.trim().split(/\s+/);
