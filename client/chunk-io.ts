@@ -46,8 +46,19 @@ export class ChunkIO {
   async upload(hash: string, data: Buffer): Promise<StoredCopy[]> {
     const exclude: string[] = [];
     let lastError: unknown;
+    /** Servers that refused the chunk for want of space. */
+    let full = 0;
     for (let attempt = 0; attempt < 4; attempt++) {
-      const { token, servers, replicas } = await this.servers(data.length, exclude);
+      let placement: Placement;
+      try {
+        placement = await this.servers(data.length, exclude);
+      } catch (err) {
+        // Every server tried was full and no other is left: the cluster is out of space (the name server,
+        // whose view of free space lags the disks, still offered them).
+        if (full > 0 && full === exclude.length && err instanceof DfsError && err.code === 'NO_STORAGE') throw new DfsError('ENOSPC', 'every storage server is full');
+        throw err;
+      }
+      const { token, servers, replicas } = placement;
       if (servers.length === 0) throw new DfsError('NO_STORAGE');
       // A chain of `replicas` servers from a window that moves one server per chunk: copies spread evenly.
       const start = this.turn++ % servers.length;
@@ -58,6 +69,7 @@ export class ChunkIO {
       } catch (err) {
         lastError = err;
         if (err instanceof DfsError && (err.code === 'HASH_MISMATCH' || err.code === 'PAYLOAD_TOO_LARGE' || err.code === 'UNAUTHORIZED')) throw err;
+        if (err instanceof DfsError && err.code === 'ENOSPC') full += 1;
         exclude.push(chain[0]!.id);
         this.placement = undefined;
       }

@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { FileInfo } from '../protocol/name-api.js';
 import { chunksOnDisk, sleep } from './cluster/hosts.js';
-import { busiestHolder, disks, errorCode, startNetCluster, unreadable, waitDisksExact, writeStream, type Written } from './cluster/fixture.js';
+import { busiestHolder, disks, errorCode, logLines, startNetCluster, unreadable, waitDisksExact, writeStream, type Written } from './cluster/fixture.js';
 
 /**
  * Network faults between hosts: a storage host cut off the switch while writes stream in, and a host whose
@@ -12,20 +12,6 @@ const KiB = 1024;
 
 function between(min: number, max: number): number {
   return min + Math.floor(Math.random() * (max - min + 1));
-}
-
-/** The name server's log lines (JSON) with this message. */
-function logLines(lines: readonly string[], msg: string): Record<string, unknown>[] {
-  return lines
-    .filter((l) => l.includes(msg))
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    })
-    .filter((l) => l.msg === msg);
 }
 
 test.serial('a storage host cut off the network during a stream of writes: writes go on, repair copies its chunks, and once back it is restored without over-replication', async (t) => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, stat, utimes } from 'node:fs/promises';
+import { open, readdir, readFile, stat, statfs, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -73,4 +73,44 @@ export async function corruptChunk(dataDir: string, hash: string): Promise<void>
     await handle.close();
   }
   await utimes(path, before.atime, before.mtime);
+}
+
+/** Whether a chunk's file on a disk hashes to its name; undefined when the disk has no such file. */
+export async function chunkIntact(dataDir: string, hash: string): Promise<boolean | undefined> {
+  const data = await readFile(chunkPath(dataDir, hash)).catch(() => undefined);
+  return data === undefined ? undefined : createHash('sha256').update(data).digest('hex') === hash;
+}
+
+/** Temp files of chunk writes on a storage host's disk: uploads in progress, or ones a crash cut off. */
+export async function uploadsOnDisk(dataDir: string): Promise<string[]> {
+  return readdir(join(dataDir, 'tmp')).catch(() => [] as string[]);
+}
+
+/** Free bytes on a storage host's disk (its data dir's file system), as statfs tells the storage server. */
+export async function diskFree(dataDir: string): Promise<number> {
+  const st = await statfs(dataDir);
+  return st.bavail * st.bsize;
+}
+
+/**
+ * Fills a storage host's disk to the last byte with a file of its own, outside the storage server's folders
+ * (as another program on the host would); returns the file, to remove for room again.
+ */
+export async function fillDisk(dataDir: string, name = 'filler.bin'): Promise<string> {
+  const path = join(dataDir, name);
+  const handle = await open(path, 'a');
+  const block = Buffer.alloc(64 * 1024);
+  try {
+    for (let size = block.length; size > 0; ) {
+      try {
+        await handle.write(block, 0, size);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        size = size >> 1;
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+  return path;
 }

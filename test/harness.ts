@@ -50,7 +50,7 @@ export class TestCluster {
     readonly dir: string,
     readonly options: Required<Omit<ClusterOptions, 'nameServerArgs' | 'storageArgs'>> & Pick<ClusterOptions, 'nameServerArgs' | 'storageArgs'>,
   ) {
-    this.env = { DFS_SECRET: this.secret, DFS_LOG_LEVEL: 'info' };
+    this.env = { DFS_SECRET: this.secret, DFS_LOG_LEVEL: process.env.DFS_LOG_LEVEL ?? 'info' };
   }
 
   get url(): string {

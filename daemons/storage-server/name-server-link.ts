@@ -69,10 +69,13 @@ export class NameServerLink {
 
   /** This server's copy of a chunk is corrupt (it has been moved aside): it must stop counting. */
   reportCorrupt(hash: string): void {
-    void this.client.call(nameApi.chunksBad, { chunks: [{ hash, server: this.identity.id }] }).catch((err: unknown) => {
-      // Restoration and repair find the copy missing anyway; the report only makes it sooner.
-      this.log.warn({ hash, err: (err as Error).message }, 'could not report a corrupt chunk');
-    });
+    // A report that it holds the chunk, still on its way, must not arrive after this one and count the copy again.
+    void this.forgetReports(hash)
+      .then(() => this.client.call(nameApi.chunksBad, { chunks: [{ hash, server: this.identity.id }] }))
+      .catch((err: unknown) => {
+        // A reader that finds the copy missing reports it too; this report only makes it sooner.
+        this.log.warn({ hash, err: (err as Error).message }, 'could not report a corrupt chunk');
+      });
   }
 
   /**

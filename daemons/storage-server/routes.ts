@@ -127,7 +127,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
     } catch (err) {
       // The body may be unread: do not reuse this connection.
       res.setHeader('connection', 'close');
-      next(err);
+      next(diskFull(err));
     }
   });
 
@@ -186,4 +186,13 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
   app.use(notFound);
   app.use(errorHandler(log));
   return app;
+}
+
+/**
+ * The disk ran out of space (or quota) under a write that the free-space check let through (it samples
+ * statfs at most once a second): ENOSPC to the writer, who tries another server, not an internal error.
+ */
+function diskFull(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? new DfsError('ENOSPC', `no space left on this server's disk: ${(err as Error).message}`) : err;
 }

@@ -137,14 +137,20 @@ export function busiestHolder(cluster: NetCluster, infos: readonly FileInfo[]): 
   return cluster.storageById(id);
 }
 
-/** The error code of a rejected promise (or undefined if it resolved). */
-export async function errorCode(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (err) {
-    return err instanceof DfsError ? err.code : String(err);
-  }
+export { errorCode } from '../store-checks.js';
+
+/** A daemon's JSON log lines with this message. */
+export function logLines(lines: readonly string[], msg: string): Record<string, unknown>[] {
+  return lines
+    .filter((l) => l.includes(msg))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    })
+    .filter((l) => l.msg === msg);
 }
 
 /** Checks every acknowledged write reads back whole through the agent; returns the mismatches. */

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createHash } from 'node:crypto';
 import { CLI_ENTRY } from '../../common/daemon-process.js';
 import { DfsError, isErrorCode } from '../../protocol/errors.js';
 import type { ClusterStatus, FileInfo } from '../../protocol/name-api.js';
@@ -543,78 +542,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Chunk files (named by a 64-hex hash) on a storage host's disk. */
-export async function chunksOnDisk(dataDir: string): Promise<Set<string>> {
-  const out = new Set<string>();
-  const root = join(dataDir, 'chunks');
-  let prefixes: string[];
-  try {
-    prefixes = await readdir(root);
-  } catch {
-    return out;
-  }
-  for (const prefix of prefixes) {
-    let names: string[];
-    try {
-      names = await readdir(join(root, prefix));
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      if (!/^[0-9a-f]{64}$/.test(name)) continue;
-      const st = await stat(join(root, prefix, name)).catch(() => undefined);
-      if (st?.isFile()) out.add(name);
-    }
-  }
-  return out;
-}
-
-/** Chunk files on a disk whose bytes do not hash to their name (a torn or corrupt chunk). */
-export async function badChunksOnDisk(dataDir: string): Promise<string[]> {
-  const bad: string[] = [];
-  for (const hash of await chunksOnDisk(dataDir)) {
-    const data = await readFile(join(dataDir, 'chunks', hash.slice(0, 2), hash)).catch(() => undefined);
-    if (!data || createHash('sha256').update(data).digest('hex') !== hash) bad.push(hash);
-  }
-  return bad;
-}
-
-/** Where a chunk's file is on a storage host's disk. */
-export function chunkFile(dataDir: string, hash: string): string {
-  return join(dataDir, 'chunks', hash.slice(0, 2), hash);
-}
-
-/** Whether a chunk's file on a disk hashes to its name; undefined when the disk has no such file. */
-export async function chunkIntact(dataDir: string, hash: string): Promise<boolean | undefined> {
-  const data = await readFile(chunkFile(dataDir, hash)).catch(() => undefined);
-  return data === undefined ? undefined : createHash('sha256').update(data).digest('hex') === hash;
-}
-
-/** Temp files of chunk writes on a storage host's disk: uploads in progress, or ones a crash cut off. */
-export async function uploadsOnDisk(dataDir: string): Promise<string[]> {
-  return readdir(join(dataDir, 'tmp')).catch(() => [] as string[]);
-}
-
-/** Flips one byte in the middle of a chunk file, keeping its size and times, as bit rot would. */
-export async function corruptChunk(dataDir: string, hash: string): Promise<void> {
-  const path = chunkFile(dataDir, hash);
-  const before = await stat(path);
-  const handle = await open(path, 'r+');
-  try {
-    const middle = Math.floor(before.size / 2);
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, middle);
-    byte[0] = byte[0]! ^ 0xff;
-    await handle.write(byte, 0, 1, middle);
-  } finally {
-    await handle.close();
-  }
-  await utimes(path, before.atime, before.mtime);
-}
-
-/** How many of the given disks hold each chunk. */
-export function copiesOnDisks(disks: readonly Set<string>[]): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const disk of disks) for (const hash of disk) out.set(hash, (out.get(hash) ?? 0) + 1);
-  return out;
-}
+// What is on a storage host's disk: the same readers as the single-host tests'.
+export {
+  badChunkFiles as badChunksOnDisk,
+  chunkFiles as chunksOnDisk,
+  chunkIntact,
+  chunkPath as chunkFile,
+  copiesOnDisks,
+  corruptChunk,
+  diskFree,
+  fillDisk,
+  uploadsOnDisk,
+} from '../disk-chunks.js';
