@@ -130,7 +130,7 @@ export function fuseOps(vfs: Vfs, fuse: () => Fuse, log: Logger): FuseOps {
     },
     flush: (path, fd, cb) => done('flush', path, vfs.flush(fd), cb),
     fsync: (path, _datasync, fd, cb) => done('fsync', path, vfs.fsync(fd), cb),
-    fsyncdir: (_path, _datasync, _fd, cb) => cb(0),
+    fsyncdir: (path, _datasync, _fd, cb) => done('fsyncdir', path, vfs.fsyncdir(), cb),
     release: (path, fd, cb) => done('release', path, vfs.release(fd), cb),
     truncate: (path, size, cb) => done('truncate', path, vfs.truncate(path, size), cb),
     ftruncate: (path, fd, size, cb) => done('ftruncate', path, vfs.ftruncate(fd, size), cb),

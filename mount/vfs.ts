@@ -220,8 +220,15 @@ export class Vfs {
     await this.commit(handle.file);
   }
 
+  /** fsync(): the file's content, as close(); then its name and attributes, which the name server may hold in memory only. */
   async fsync(fd: number): Promise<void> {
-    return this.flush(fd);
+    await this.flush(fd);
+    await this.ns().call(nameApi.sync, {});
+  }
+
+  /** fsync() of a directory: its entries (creates, renames, unlinks) on the name server's disk. */
+  async fsyncdir(): Promise<void> {
+    await this.ns().call(nameApi.sync, {});
   }
 
   private async commit(file: OpenFile): Promise<void> {

@@ -267,6 +267,9 @@ export const nameApi = {
     idempotent: false,
   }),
 
+  /** Makes every namespace change answered so far durable (a client's fsync of a file or directory). */
+  sync: route({ method: 'POST', path: '/fs/sync', input: Empty, output: Empty, auth: CLIENT, idempotent: true }),
+
   /** Attributes, chunk list with live replica locations, and replication state of a file. */
   info: route({ method: 'GET', path: '/fs/file', input: PathQuery, output: FileInfo, auth: CLIENT, idempotent: true }),
 };

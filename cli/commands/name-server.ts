@@ -20,7 +20,11 @@ export const nameServer = defineCommand({
       .option('chunk-size', { type: 'string', default: '4M', describe: 'chunk size of a new database' })
       .option('delete-grace', { type: 'number', default: nameServerDefaults.deleteGraceMs, describe: 'ms an unreferenced chunk waits before deletion' })
       .option('upload-grace', { type: 'number', default: nameServerDefaults.uploadGraceMs, describe: 'ms an uploaded but uncommitted chunk is kept' })
-      .option('sync', { choices: ['full', 'normal'] as const, default: nameServerDefaults.synchronous, describe: 'full: commits survive power loss; normal: they survive a crash of the process' })
+      .option('sync', {
+        choices: ['full', 'data', 'normal'] as const,
+        default: nameServerDefaults.synchronous,
+        describe: 'full: every change is fsynced before the answer; data: file contents (close, fsync) and chunk bookkeeping are, other namespace changes reach the disk within 1 s (at once on a client fsync); normal: none is',
+      })
       .option('secret-file', { type: 'string', describe: 'file with the cluster secret (default: DFS_SECRET)' })
       .example('DFS_SECRET=$(cat secret) dfs name-server --db /var/lib/dfs/meta.db --host 0.0.0.0', 'serve the cluster on every address'),
   run: async (args) => {

@@ -11,7 +11,7 @@ import { nowNs } from '../../protocol/time.js';
 import { ChunkGuards } from './chunk-guards.js';
 import { ChunkService } from './chunk-service.js';
 import { Collector } from './collector.js';
-import { SqliteMetaStore } from './meta/sqlite.js';
+import { SqliteMetaStore, type SyncMode } from './meta/sqlite.js';
 import { ROOT_INO, type MetaStore } from './meta/store.js';
 import { Namespace } from './namespace.js';
 import { StorageRegistry } from './registry.js';
@@ -36,7 +36,7 @@ export interface NameServerOptions {
   /** How long an uploaded, never-committed chunk is kept. */
   uploadGraceMs: number;
   /** 'full': every acknowledged change survives power loss; 'normal': survives a crash of the process. */
-  synchronous: 'full' | 'normal';
+  synchronous: SyncMode;
   log: Logger;
 }
 
@@ -55,7 +55,7 @@ export const nameServerDefaults = {
   deleteGraceMs: 5_000,
   /** An upload of a very large file may take this long between its first chunk and its commit. */
   uploadGraceMs: 60 * 60_000,
-  synchronous: 'full' as const,
+  synchronous: 'full' as SyncMode,
 };
 
 export interface RunningNameServer {

@@ -148,7 +148,7 @@ export class Namespace {
    * Runs one operation: `fn` checks and changes the tree synchronously (refusals throw before any
    * change), then the change is made durable. If the database fails, the tree is rebuilt from it.
    */
-  private async change<T>(fn: (edit: Edit) => T): Promise<T> {
+  private async change<T>(fn: (edit: Edit) => T, durable = false): Promise<T> {
     if (this.reloading) throw new DfsError('EIO', 'the name server is recovering from a metadata write failure');
     const edit = new Edit(this.tree);
     let result: T;
@@ -161,7 +161,7 @@ export class Namespace {
     }
     if (edit.mutations.length === 0) return result;
     try {
-      await this.meta.apply(edit.mutations);
+      await this.meta.apply(edit.mutations, { durable });
     } catch (err) {
       void this.reload(err);
       throw new DfsError('EIO', `metadata write failed: ${(err as Error).message}`);
@@ -186,6 +186,11 @@ export class Namespace {
       this.reloading = undefined;
     })();
     return this.reloading;
+  }
+
+  /** Makes every change answered so far durable (changes other than commits may reach the disk later). */
+  sync(): Promise<void> {
+    return this.meta.sync();
   }
 
   /** An inode's attributes as clients see them. */
@@ -447,7 +452,8 @@ export class Namespace {
       edit.setChunks(inode.ino, chunks);
       edit.updateInode(inode.ino, { size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
       return this.attr(inode);
-    });
+      // A file's new content is what close() and fsync() wait for: on disk before the answer.
+    }, true);
   }
 
   /** A file's chunks are fixed-size pieces: all but the last exactly chunkSize, adding up to the size. */

@@ -1,3 +1,4 @@
+import { open, type FileHandle } from 'node:fs/promises';
 import type { ChunkRef } from '../../../protocol/schemas.js';
 import { SqliteConnection, type Params } from './sqlite-connection.js';
 import { SCHEMA_VERSION, schemaSql } from './sqlite-schema.js';
@@ -9,10 +10,21 @@ const MAX_GROUP = 256;
 /** Rows per multi-row INSERT (SQLite allows 32,766 parameters). */
 const ROWS_PER_INSERT = 500;
 
+/**
+ * When a change reaches the disk. `full`: every transaction is fsynced before it is answered. `data`: those
+ * that must survive power loss once answered (a file's new content, chunk bookkeeping, an explicit sync)
+ * are fsynced first; other namespace changes reach the OS at once (they survive a crash of the process)
+ * and the disk within WAL_SYNC_MS, as a local file system's metadata does. `normal`: nothing is fsynced
+ * before the answer.
+ */
+export type SyncMode = 'full' | 'data' | 'normal';
+
+/** In `data` mode, how soon a namespace change that was answered before its fsync reaches the disk. */
+const WAL_SYNC_MS = 1_000;
+
 export interface SqliteOptions {
   file: string;
-  /** 'full' fsyncs every commit (an acknowledged change survives power loss); 'normal' only survives a process crash. */
-  synchronous: 'full' | 'normal';
+  synchronous: SyncMode;
   /** How long a chunk that lost its last reference waits before it may be collected. */
   deleteGraceMs: number;
   /** Called once, in the first transaction, to create the root and settings of a new database. */
@@ -301,7 +313,7 @@ function literal(value: unknown): string {
 
 type QueuedWrite =
   | { kind: 'fn'; fn: (tx: MetaTx) => Promise<unknown>; resolve: (value: unknown) => void; reject: (err: unknown) => void }
-  | { kind: 'mutations'; mutations: readonly Mutation[]; resolve: (value: unknown) => void; reject: (err: unknown) => void };
+  | { kind: 'mutations'; mutations: readonly Mutation[]; durable: boolean; resolve: (value: unknown) => void; reject: (err: unknown) => void };
 
 /**
  * The embedded engine: one writer connection (WAL, statements in order, group commit) and one reader
@@ -313,22 +325,29 @@ export class SqliteMetaStore implements MetaStore {
   private closed = false;
   /** After a failed transaction: namespace mutations are refused until the namespace has reloaded. */
   private halted: MetaWriteError | undefined;
+  /** `data` mode: the WAL file, fsynced by hand, and the timer of committed changes not yet fsynced. */
+  private wal: FileHandle | undefined;
+  private walSyncTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly writer: SqliteConnection,
     private readonly reader: SqliteConnection,
     readonly read: MetaReader,
     private readonly deleteGraceMs: number,
+    private readonly file: string,
+    private readonly mode: SyncMode,
   ) {}
 
   static async open(options: SqliteOptions): Promise<SqliteMetaStore> {
     const writer = await SqliteConnection.open(options.file, false);
-    await writer.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous.toUpperCase()}; PRAGMA busy_timeout = 10000;
+    // In `data` mode SQLite syncs only at checkpoints; the store fsyncs the WAL itself when a change needs it.
+    const pragma = options.synchronous === 'full' ? 'FULL' : 'NORMAL';
+    await writer.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${pragma}; PRAGMA busy_timeout = 10000;
       PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;`);
     await writer.exec(schemaSql);
     const reader = await SqliteConnection.open(options.file, true);
     await reader.exec('PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;');
-    const store = new SqliteMetaStore(writer, reader, new SqliteReader(reader), options.deleteGraceMs);
+    const store = new SqliteMetaStore(writer, reader, new SqliteReader(reader), options.deleteGraceMs, options.file, options.synchronous);
     await store.write(async (tx) => {
       if ((await tx.getMeta('schema_version')) === undefined) {
         await tx.setMeta('schema_version', String(SCHEMA_VERSION));
@@ -347,9 +366,29 @@ export class SqliteMetaStore implements MetaStore {
     return { inodes, entries, xattrs };
   }
 
-  apply(mutations: readonly Mutation[]): Promise<void> {
+  apply(mutations: readonly Mutation[], options: { durable?: boolean } = {}): Promise<void> {
     if (this.halted) return Promise.reject(this.halted);
-    return this.enqueue({ kind: 'mutations', mutations }) as Promise<void>;
+    return this.enqueue({ kind: 'mutations', mutations, durable: options.durable ?? false }) as Promise<void>;
+  }
+
+  /** Makes every change answered so far durable (a client's fsync of a directory). */
+  async sync(): Promise<void> {
+    if (this.mode === 'data') await this.syncWal();
+  }
+
+  /** fsyncs the WAL: every transaction committed before this call survives power loss. */
+  private async syncWal(): Promise<void> {
+    if (this.walSyncTimer) clearTimeout(this.walSyncTimer);
+    this.walSyncTimer = undefined;
+    this.wal ??= await open(`${this.file}-wal`, 'r');
+    await this.wal.datasync();
+  }
+
+  private scheduleWalSync(): void {
+    this.walSyncTimer ??= setTimeout(() => {
+      this.walSyncTimer = undefined;
+      this.syncWal().catch(() => undefined);
+    }, WAL_SYNC_MS);
   }
 
   resume(): void {
@@ -360,7 +399,7 @@ export class SqliteMetaStore implements MetaStore {
     return this.enqueue({ kind: 'fn', fn }) as Promise<T>;
   }
 
-  private enqueue(entry: { kind: 'fn'; fn: (tx: MetaTx) => Promise<unknown> } | { kind: 'mutations'; mutations: readonly Mutation[] }): Promise<unknown> {
+  private enqueue(entry: { kind: 'fn'; fn: (tx: MetaTx) => Promise<unknown> } | { kind: 'mutations'; mutations: readonly Mutation[]; durable: boolean }): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('metadata store is closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({ ...entry, resolve, reject } as QueuedWrite);
@@ -413,6 +452,11 @@ export class SqliteMetaStore implements MetaStore {
       }
       await runScript();
       await this.writer.exec('COMMIT');
+      if (this.mode === 'data') {
+        // Bookkeeping (fn) is durable before it is answered: storage servers act on it (deletes, trims).
+        if (batch.some((op) => op.kind === 'fn' || op.durable)) await this.syncWal();
+        else this.scheduleWalSync();
+      }
     } catch (err) {
       await this.writer.exec('ROLLBACK').catch(() => undefined);
       // Namespace writes queued behind this group were decided on its results: they fail with it.
@@ -431,6 +475,8 @@ export class SqliteMetaStore implements MetaStore {
   async close(): Promise<void> {
     this.closed = true;
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (this.walSyncTimer) await this.syncWal().catch(() => undefined);
+    await this.wal?.close().catch(() => undefined);
     await this.reader.close();
     await this.writer.close();
   }

@@ -144,8 +144,11 @@ export interface MetaStore {
    * are serialized and may be committed together (group commit). A failure here is an I/O failure: the
    * engine fails every write queued behind it too, since they were decided on the failed one's results,
    * and refuses namespace mutations from then on until `resume()` (after the namespace reloaded).
+   * `durable`: fsynced before it resolves even where the engine's sync mode lets other changes wait.
    */
-  apply(mutations: readonly Mutation[]): Promise<void>;
+  apply(mutations: readonly Mutation[], options?: { durable?: boolean }): Promise<void>;
+  /** Makes every change resolved so far durable. */
+  sync(): Promise<void>;
   /** Accepts namespace mutations again after a failure. */
   resume(): void;
   /** Runs chunk and placement bookkeeping in a transaction, in order with namespace mutations. */

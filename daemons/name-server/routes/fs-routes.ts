@@ -26,6 +26,10 @@ export function fsRoutes(router: Router, secret: string, ns: Namespace, chunks: 
   serve(router, secret, nameApi.link, (input) => ns.link(input.existing, input.path));
   serve(router, secret, nameApi.copy, (input) => ns.copy(input.from, input.to, input.overwrite, input.uid, input.gid));
   serve(router, secret, nameApi.info, (input) => chunks.info(input.path));
+  serve(router, secret, nameApi.sync, async () => {
+    await ns.sync();
+    return {};
+  });
   serve(router, secret, nameApi.getxattr, async (input) => ({ value: (await ns.getXattr(input.path, input.name)).toString('base64') }));
   serve(router, secret, nameApi.listxattr, async (input) => ({ names: await ns.listXattrs(input.path) }));
   serve(router, secret, nameApi.setxattr, async (input) => {
