@@ -20,6 +20,8 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '8' },
     ops: { type: 'string', default: '4000' },
     sync: { type: 'string', default: 'full' },
+    /** A folder for a CPU profile of the name server (open it in Chrome's DevTools or speedscope). */
+    'cpu-prof': { type: 'string' },
   },
 });
 const clients = Number(values.clients);
@@ -43,7 +45,8 @@ async function phase(name: string, total: number, run: (client: RouteClient, i: 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-meta-'));
   const secret = randomBytes(32).toString('hex');
-  const ns = await spawnDaemon({ args: ['name-server', '--db', join(dir, 'meta.db'), '--port', '0', '--sync', values.sync!], env: { DFS_SECRET: secret, DFS_LOG_LEVEL: 'warn' } });
+  const nodeArgs = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
+  const ns = await spawnDaemon({ args: ['name-server', '--db', join(dir, 'meta.db'), '--port', '0', '--sync', values.sync!], env: { DFS_SECRET: secret, DFS_LOG_LEVEL: 'warn' }, nodeArgs });
   // Stopped from outside (npm run bench's Ctrl-C or SIGTERM): the name server and its folder go too.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void ns.stop().finally(() => rm(dir, { recursive: true, force: true }).finally(() => process.exit(130))));

@@ -28,6 +28,8 @@ export interface SpawnOptions {
   logFile?: string;
   /** How long to wait for the `listening` line. */
   startTimeoutMs?: number;
+  /** Flags for node itself (e.g. `--cpu-prof`, which NODE_OPTIONS does not take). */
+  nodeArgs?: string[];
 }
 
 /** Most log lines kept in memory per daemon (the tail is what a failing test wants). */
@@ -38,7 +40,7 @@ const KEPT_LINES = 2_000;
  * ephemeral) or `mounted` with its folder. Rejects, with the output so far, if it exits or stays silent past the timeout.
  */
 export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [CLI_ENTRY, ...options.args], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_ENTRY, ...options.args], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
