@@ -7,6 +7,7 @@ import type { ExecutionContext } from 'ava';
 import { DfsClient, type ByteSource } from '../client/dfs-client.js';
 import { CLI_ENTRY, spawnDaemon, type DaemonProcess } from '../common/daemon-process.js';
 import { nameApi, type ClusterStatus } from '../protocol/name-api.js';
+import { pollUntil } from './poll.js';
 
 /**
  * Real clusters for tests: a name server and storage servers as child processes on ephemeral loopback
@@ -132,20 +133,8 @@ export class TestCluster {
   }
 
   /** Polls until `check` holds, or fails with what it last saw. */
-  async waitFor<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: T | undefined;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-      try {
-        last = await probe();
-        if (check(last)) return last;
-      } catch (err) {
-        lastError = err;
-      }
-      await sleep(100);
-    }
-    throw new Error(`timed out waiting for ${what}; last saw ${JSON.stringify(last)}${lastError ? ` (${String(lastError)})` : ''}`);
+  waitFor<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+    return pollUntil(what, probe, check, timeoutMs);
   }
 
   /** Waits until every storage server that should be up is alive in the name server's eyes. */
@@ -200,9 +189,7 @@ export async function startCluster(t: ExecutionContext, options: ClusterOptions 
   return cluster;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep } from './poll.js';
 
 export { chunkFiles } from './disk-chunks.js';
 

@@ -11,6 +11,7 @@ import type { ClusterStatus, FileInfo } from '../../protocol/name-api.js';
 import { mountsUnder, mustRun, Network, run, type RunResult } from './netns.js';
 import { liveProcesses, startProcess, type HostProcess } from './process.js';
 import { expandExec, formatEnvFile, parseEnvFile, readUnit, type PathMap } from './units.js';
+import { pollUntil } from '../poll.js';
 
 /**
  * A dfs cluster spread over hosts that are network namespaces on one switch (see netns.ts): a name-server
@@ -380,20 +381,8 @@ export class NetCluster {
   }
 
   /** Polls until `check` holds, or fails with what it last saw. */
-  async waitFor<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 30_000, intervalMs = 150): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: T | undefined;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-      try {
-        last = await probe();
-        if (check(last)) return last;
-      } catch (err) {
-        lastError = err;
-      }
-      await sleep(intervalMs);
-    }
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last saw ${JSON.stringify(last, (k, v: unknown) => (k === 'servers' && Array.isArray(v) && v.length > 8 ? `[${v.length}]` : v))}${lastError ? ` (${String(lastError)})` : ''}`);
+  waitFor<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 30_000, intervalMs = 150): Promise<T> {
+    return pollUntil(what, probe, check, timeoutMs, intervalMs);
   }
 
   waitAlive(count: number, timeoutMs = 30_000): Promise<ClusterStatus> {
@@ -538,9 +527,7 @@ export class Agent {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep } from '../poll.js';
 
 // What is on a storage host's disk: the same readers as the single-host tests'.
 export {
