@@ -4,8 +4,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 
 /**
- * Process helpers of the benchmark harness: run a command, start a long-lived child and wait for its
- * readiness, read a process's peak memory, and free a FUSE mount.
+ * Process helpers of the benchmark harness and of the tests' multi-host harness (test/cluster/): run a
+ * command, start a long-lived child and wait for its readiness, read a process's peak memory, and free a
+ * FUSE mount.
  */
 
 export interface RunResult {
@@ -14,23 +15,39 @@ export interface RunResult {
   stderr: string;
 }
 
+export interface RunOptions {
+  timeoutMs?: number;
+  cwd?: string;
+  /** Added to this process's environment, or with `cleanEnv` the whole environment (as systemd gives a unit). */
+  env?: NodeJS.ProcessEnv;
+  cleanEnv?: boolean;
+  /** Written to its stdin. */
+  input?: string;
+}
+
+function environment(options: { env?: NodeJS.ProcessEnv; cleanEnv?: boolean }): NodeJS.ProcessEnv {
+  return options.cleanEnv ? { ...options.env } : { ...process.env, ...options.env };
+}
+
 /** Runs a program to completion (never throws; a timeout or a signal is a non-zero code). */
-export function run(cmd: string, args: string[], options: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       cmd,
       args,
-      { cwd: options.cwd, timeout: options.timeoutMs ?? 120_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...options.env } },
+      { cwd: options.cwd, timeout: options.timeoutMs ?? 120_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: environment(options) },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && code !== 0 ? err.message : '')) });
       },
     );
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input ?? '');
   });
 }
 
 /** Runs a program and throws with its output when it fails. */
-export async function mustRun(cmd: string, args: string[], options: { timeoutMs?: number; cwd?: string } = {}): Promise<string> {
+export async function mustRun(cmd: string, args: string[], options: RunOptions = {}): Promise<string> {
   const r = await run(cmd, args, options);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
   return r.stdout;
@@ -42,8 +59,30 @@ export interface Child {
   /** The last lines of its output (all of them are in its log file). */
   lines: string[];
   exited: Promise<number | null>;
+  running(): boolean;
+  kill(signal?: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
   stop(graceMs?: number): Promise<void>;
+}
+
+export interface ChildOptions {
+  logFile: string;
+  /** Ready once this holds for a line of its output (at once without it). */
+  ready?: (line: string) => boolean;
+  onLine?: (line: string) => void;
+  /** Whether a line goes to the log and the kept lines (default: every line). */
+  keep?: (line: string) => boolean;
+  /** How many last lines stay in memory (500). */
+  keptLines?: number;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  cleanEnv?: boolean;
+  /** A pipe to its stdin (`child.stdin`) instead of /dev/null. */
+  stdin?: boolean;
+  /** Called as soon as it is spawned, before it is ready (to register it for a last-resort kill). */
+  onSpawn?: (child: Child) => void;
+  /** What it is, for errors (default: its command line). */
+  label?: string;
 }
 
 /**
@@ -51,35 +90,43 @@ export interface Child {
  * one of its output lines (or at once without `ready`). Rejects with its last output if it exits first or
  * stays unready past the timeout.
  */
-export function startChild(
-  cmd: string,
-  args: string[],
-  options: { logFile: string; ready?: (line: string) => boolean; onLine?: (line: string) => void; timeoutMs?: number; env?: NodeJS.ProcessEnv },
-): Promise<Child> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+export function startChild(cmd: string, args: string[], options: ChildOptions): Promise<Child> {
+  const child = spawn(cmd, args, { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: environment(options) });
   const log = createWriteStream(options.logFile, { flags: 'a' });
+  log.on('error', () => undefined);
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
   void exited.then(() => log.end());
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
   const handle: Child = {
     child,
     pid: child.pid ?? -1,
     lines,
     exited,
+    running,
+    kill: (signal = 'SIGKILL') => {
+      if (running()) child.kill(signal);
+    },
     stop: async (graceMs = 10_000) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (!running()) return;
       child.kill('SIGTERM');
       const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(killer);
     },
   };
+  options.onSpawn?.(handle);
+  const label = options.label ?? `${cmd} ${args.join(' ')}`;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const kept = options.keptLines ?? 500;
   return new Promise((resolve, reject) => {
     let ready = !options.ready;
     const onLine = (line: string): void => {
-      log.write(`${line}\n`);
-      lines.push(line);
-      if (lines.length > 500) lines.shift();
+      if (options.keep?.(line) ?? true) {
+        log.write(`${line}\n`);
+        lines.push(line);
+        if (lines.length > kept) lines.shift();
+      }
       options.onLine?.(line);
       if (!ready && options.ready!(line)) {
         ready = true;
@@ -92,8 +139,8 @@ export function startChild(
     const timer = setTimeout(() => {
       if (ready) return;
       child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} was not ready in time:\n${lines.slice(-20).join('\n')}`));
-    }, options.timeoutMs ?? 30_000);
+      reject(new Error(`${label} was not ready within ${timeoutMs} ms:\n${lines.slice(-20).join('\n')}`));
+    }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -101,7 +148,7 @@ export function startChild(
     void exited.then((code) => {
       if (ready) return;
       clearTimeout(timer);
-      reject(new Error(`${cmd} ${args.join(' ')} exited with ${code} before it was ready:\n${lines.slice(-20).join('\n')}`));
+      reject(new Error(`${label} exited with ${code} before it was ready:\n${lines.slice(-20).join('\n')}`));
     });
     if (ready) {
       clearTimeout(timer);
@@ -148,15 +195,20 @@ export async function waitMounted(dir: string, timeoutMs = 30_000): Promise<void
   }
 }
 
-/** Frees a FUSE mount however it can: umount, then lazily, then by aborting its own kernel connection. */
+/**
+ * Frees a FUSE mount however it can: fusermount -u, then lazily (-uz), then by aborting its own kernel
+ * connection (a hung mount), and at last umount -l.
+ */
 export async function forceUnmount(dir: string): Promise<void> {
   const line = await mountLine(dir);
   if (!line) return;
   const minor = line[2]?.split(':')[1];
   await run('fusermount', ['-u', dir], { timeoutMs: 10_000 });
   if (!(await isMounted(dir))) return;
-  await run('umount', ['-l', dir], { timeoutMs: 10_000 });
+  await run('fusermount', ['-uz', dir], { timeoutMs: 10_000 });
+  // Only this mount's own connection is touched.
   if (minor !== undefined) await writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1').catch(() => undefined);
+  if (await isMounted(dir)) await run('umount', ['-l', dir], { timeoutMs: 10_000 });
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { forceUnmount, run, type RunResult } from '../bench/proc.js';
 import { spawnDaemon, type DaemonProcess } from '../common/daemon-process.js';
 import type { TestCluster } from './harness.js';
 
@@ -21,44 +21,9 @@ export interface TestMount {
   kill(): Promise<void>;
 }
 
-export function sh(command: string, options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      '/bin/bash',
-      ['-c', command],
-      { cwd: options.cwd, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...options.env } },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-async function isMounted(dir: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((line) => line.split(' ')[4] === dir);
-}
-
-/** Frees a mount however it can: fusermount -u, -uz, and at last the abort file of its own connection. */
-export async function forceUnmount(dir: string): Promise<void> {
-  if (!(await isMounted(dir))) return;
-  const minor = await connectionOf(dir);
-  await sh(`fusermount -u ${JSON.stringify(dir)}`, { timeoutMs: 10_000 });
-  if (!(await isMounted(dir))) return;
-  await sh(`fusermount -uz ${JSON.stringify(dir)}`, { timeoutMs: 10_000 });
-  if (minor !== undefined) {
-    // Only this mount's own connection is touched.
-    await writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1').catch(() => undefined);
-  }
-}
-
-/** The FUSE connection number of a mount (the device minor in mountinfo). */
-async function connectionOf(dir: string): Promise<string | undefined> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const line = info.split('\n').find((l) => l.split(' ')[4] === dir);
-  const dev = line?.split(' ')[2];
-  return dev?.split(':')[1];
+/** Runs a shell command line (never throws: a failure is a non-zero code). */
+export function sh(command: string, options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return run('/bin/bash', ['-c', command], options);
 }
 
 export async function startMount(

@@ -1,8 +1,8 @@
 /** Waiting in tests: for a moment, or until something holds. */
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+import { sleep } from '../bench/proc.js';
+
+export { sleep };
 
 /**
  * Polls `probe` until `check` holds for what it returned, or fails with what it last saw (long server

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { CLI_ENTRY } from '../../common/daemon-process.js';
 import { DfsError, isErrorCode } from '../../protocol/errors.js';
 import type { ClusterStatus, FileInfo } from '../../protocol/name-api.js';
+import { forceUnmount } from '../../bench/proc.js';
 import { mountsUnder, mustRun, Network, run, type RunResult } from './netns.js';
 import { liveProcesses, startProcess, type HostProcess } from './process.js';
 import { expandExec, formatEnvFile, parseEnvFile, readUnit, type PathMap } from './units.js';
@@ -266,7 +267,7 @@ export class NetCluster {
     const paths = this.hostPaths(host);
     for (const pre of unit.get('ExecStartPre') ?? []) {
       const [cmd, ...args] = this.net.enterNet(host.name, expandExec(pre, env, paths));
-      const r = await run(cmd!, args, { env: processEnv });
+      const r = await run(cmd!, args, { env: processEnv, cleanEnv: true });
       if (r.code !== 0 && !pre.startsWith('-')) throw new Error(`${unitName} ExecStartPre ${pre} failed: ${r.stderr}`);
     }
     const argv = expandExec(unit.get('ExecStart')![0]!, env, paths);
@@ -344,7 +345,7 @@ export class NetCluster {
     const { env, processEnv } = this.unitEnv(this.mountHost, unitFile);
     for (const post of readUnit(unitFile).get('ExecStopPost') ?? []) {
       const argv = expandExec(post, env, this.hostPaths(this.mountHost));
-      await run(argv[0]!, argv.slice(1), { env: processEnv, timeoutMs: 15_000 });
+      await run(argv[0]!, argv.slice(1), { env: processEnv, cleanEnv: true, timeoutMs: 15_000 });
     }
     await forceUnmount(this.mountpoint);
     this.mountProcess = undefined;
@@ -355,13 +356,13 @@ export class NetCluster {
     const host = options.host ?? this.agentHost;
     const env = { PATH: process.env.PATH, ...Object.fromEntries(host.env), DFS_SECRET_FILE: host.secretFile };
     const argv = this.net.enterNet(host.name, [process.execPath, dfsEntry(), ...args]);
-    return run(argv[0]!, argv.slice(1), { env, timeoutMs: options.timeoutMs ?? 120_000, ...(options.input !== undefined ? { input: options.input } : {}) });
+    return run(argv[0]!, argv.slice(1), { env, cleanEnv: true, timeoutMs: options.timeoutMs ?? 120_000, ...(options.input !== undefined ? { input: options.input } : {}) });
   }
 
   /** Runs a shell command on a host (inside its network namespace). */
   sh(host: Host, command: string, timeoutMs = 120_000): Promise<RunResult> {
     const argv = this.net.enterNet(host.name, ['/bin/bash', '-c', command]);
-    return run(argv[0]!, argv.slice(1), { timeoutMs, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    return run(argv[0]!, argv.slice(1), { timeoutMs, env: { PATH: process.env.PATH, HOME: process.env.HOME }, cleanEnv: true });
   }
 
   cut(host: Host): Promise<void> {
@@ -456,18 +457,6 @@ export class NetCluster {
   }
 }
 
-/** Unmounts a FUSE mount however it can: fusermount -u, -uz, then its own connection's abort file. */
-export async function forceUnmount(dir: string): Promise<void> {
-  for (const attempt of [['fusermount', '-u'], ['fusermount', '-uz']] as const) {
-    if (!mountsUnder(dir).includes(dir)) return;
-    await run(attempt[0], [attempt[1], dir], { timeoutMs: 10_000 });
-  }
-  if (!mountsUnder(dir).includes(dir)) return;
-  const info = readFileSync('/proc/self/mountinfo', 'utf8');
-  const minor = info.split('\n').map((l) => l.split(' ')).find((f) => f[4] === dir)?.[2]?.split(':')[1];
-  if (minor) await run('/bin/sh', ['-c', `echo 1 > /sys/fs/fuse/connections/${minor}/abort`]);
-  await run('umount', ['-l', dir]);
-}
 
 /** The test's side of agent.ts. */
 export class Agent {

@@ -1,4 +1,5 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { mustRun, run } from '../../bench/proc.js';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /**
@@ -17,35 +18,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 const PREFIX = 'dfsc';
 const NETNS_DIR = '/run/netns';
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a program to completion; never throws (a failure is a non-zero code). */
-export function run(cmd: string, args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      cmd,
-      args,
-      { timeout: options.timeoutMs ?? 60_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: options.env ?? process.env, encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        resolve({ code, stdout, stderr: stderr || (err && code !== 0 ? err.message : '') });
-      },
-    );
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(options.input ?? '');
-  });
-}
-
-/** Runs a program and throws with its output when it fails. */
-export async function mustRun(cmd: string, args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
-  const r = await run(cmd, args, options);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
-  return r.stdout;
-}
+export { mustRun, run, type RunResult } from '../../bench/proc.js';
 
 function pidAlive(pid: number): boolean {
   try {
@@ -213,22 +186,10 @@ export class Network {
 
   /** Kills whatever still runs in its namespaces (processes this run started) and deletes them; never throws. */
   async remove(): Promise<void> {
-    if (this.removed) return;
-    this.removed = true;
-    for (const ns of this.namespaces()) {
-      for (const pid of pidsInSync(ns)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await run('ip', ['netns', 'del', ns]);
-    }
-    Network.live.delete(this);
+    this.removeSync();
   }
 
-  /** The same, synchronously, for a process 'exit' handler. */
+  /** The same, synchronously (also from a process 'exit' handler): a few `ip` calls, in the test process only. */
   removeSync(): void {
     if (this.removed) return;
     this.removed = true;

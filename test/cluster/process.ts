@@ -1,31 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { startChild, type Child } from '../../bench/proc.js';
 
 /**
- * A long-running program started from an argv (`ip netns exec NS node … dfs.js storage-server …`): its
- * output goes to a log file and the last lines stay in memory; it is ready once a line says so. `ip netns
- * exec` and `nsenter` exec the program, so the pid is the daemon's own and kill -9 reaches it.
+ * A long-running program of a host, started from an argv (`ip netns exec NS node … dfs.js storage-server …`)
+ * with exactly the environment it is given: its output goes to a log file and the last lines stay in
+ * memory; it is ready once a line says so. `ip netns exec` and `nsenter` exec the program, so the pid is
+ * the daemon's own and kill -9 reaches it.
  */
-export interface HostProcess {
+export interface HostProcess extends Child {
   role: string;
   argv: string[];
-  child: ChildProcess;
-  pid: number;
   /** The parsed JSON line that made it ready, if it was a JSON line. */
   ready: Record<string, unknown>;
-  lines: string[];
-  exited: Promise<number | null>;
-  running(): boolean;
-  kill(signal?: NodeJS.Signals): void;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
-  stop(graceMs?: number): Promise<void>;
 }
 
 /** Every process started and not yet exited: killed by the exit handler if a test never stopped it. */
-export const liveProcesses = new Set<HostProcess>();
-
-const KEPT_LINES = 2_000;
+export const liveProcesses = new Set<Child>();
 
 export interface StartOptions {
   role: string;
@@ -51,71 +40,30 @@ function parseJson(line: string): Record<string, unknown> | undefined {
 
 const dfsReady = (_line: string, json: Record<string, unknown> | undefined): boolean => json?.msg === 'listening' || json?.msg === 'mounted';
 
-export function startProcess(options: StartOptions): Promise<HostProcess> {
+export async function startProcess(options: StartOptions): Promise<HostProcess> {
   const [cmd, ...args] = options.argv;
-  const child = spawn(cmd!, args, { env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  const log = createWriteStream(options.logFile, { flags: 'a' });
-  log.on('error', () => undefined);
-  const lines: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
   const isReady = options.ready ?? dfsReady;
-  const handle: HostProcess = {
-    role: options.role,
-    argv: options.argv,
-    child,
-    pid: child.pid ?? -1,
-    ready: {},
-    lines,
-    exited,
-    running: () => child.exitCode === null && child.signalCode === null,
-    kill: (signal = 'SIGKILL') => {
-      if (handle.running()) child.kill(signal);
-    },
-    stop: async (graceMs = 5_000) => {
-      if (!handle.running()) return;
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
-  liveProcesses.add(handle);
-  void exited.then(() => {
-    liveProcesses.delete(handle);
-    log.end();
-  });
-  return new Promise((resolve, reject) => {
-    let ready = false;
-    const onLine = (line: string): void => {
-      if (options.keep?.(line) ?? true) {
-        log.write(`${line}\n`);
-        lines.push(line);
-        if (lines.length > KEPT_LINES) lines.shift();
-      }
-      options.onLine?.(line);
-      if (ready) return;
+  let readyLine: Record<string, unknown> = {};
+  const child = await startChild(cmd!, args, {
+    logFile: options.logFile,
+    env: options.env,
+    cleanEnv: true,
+    stdin: true,
+    keptLines: 2_000,
+    label: `${options.role} (${options.argv.join(' ')})`,
+    timeoutMs: options.timeoutMs ?? 30_000,
+    ...(options.keep ? { keep: options.keep } : {}),
+    ...(options.onLine ? { onLine: options.onLine } : {}),
+    ready: (line) => {
       const json = parseJson(line);
-      if (!isReady(line, json)) return;
-      ready = true;
-      handle.ready = json ?? {};
-      clearTimeout(timer);
-      resolve(handle);
-    };
-    createInterface({ input: child.stdout! }).on('line', onLine);
-    createInterface({ input: child.stderr! }).on('line', onLine);
-    const timer = setTimeout(() => {
-      if (ready) return;
-      child.kill('SIGKILL');
-      reject(new Error(`${options.role} did not start within ${options.timeoutMs ?? 30_000} ms: ${options.argv.join(' ')}\n${lines.slice(-20).join('\n')}`));
-    }, options.timeoutMs ?? 30_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    void exited.then((code) => {
-      if (ready) return;
-      clearTimeout(timer);
-      reject(new Error(`${options.role} exited with ${code} before it started: ${options.argv.join(' ')}\n${lines.slice(-20).join('\n')}`));
-    });
+      if (!isReady(line, json)) return false;
+      readyLine = json ?? {};
+      return true;
+    },
+    onSpawn: (spawned) => {
+      liveProcesses.add(spawned);
+      void spawned.exited.then(() => liveProcesses.delete(spawned));
+    },
   });
+  return Object.assign(child, { role: options.role, argv: options.argv, ready: readyLine });
 }
