@@ -220,10 +220,15 @@ export class Vfs {
     await this.commit(handle.file);
   }
 
-  /** fsync(): the file's content, as close(); then its name and attributes, which the name server may hold in memory only. */
+  /**
+   * fsync(): the file's content, as close(). A commit is fsynced by the name server in every sync mode,
+   * and with it every change before it; with nothing to commit, its name and attributes (which `--sync
+   * data` may not have on disk yet) are synced on their own.
+   */
   async fsync(fd: number): Promise<void> {
-    await this.flush(fd);
-    await this.ns().call(nameApi.sync, {});
+    const handle = this.handles.get(fd);
+    if (!handle) return;
+    if (!(await this.commit(handle.file))) await this.ns().call(nameApi.sync, {});
   }
 
   /** fsync() of a directory: its entries (creates, renames, unlinks) on the name server's disk. */
@@ -231,10 +236,12 @@ export class Vfs {
     await this.ns().call(nameApi.sync, {});
   }
 
-  private async commit(file: OpenFile): Promise<void> {
-    if (!file.dirty) return;
+  /** Commits a file's changes; whether there were any. */
+  private async commit(file: OpenFile): Promise<boolean> {
+    if (!file.dirty) return false;
     await file.flush();
     this.attrs.putAttr(file.attr);
+    return true;
   }
 
   async release(fd: number): Promise<void> {
