@@ -231,6 +231,10 @@ export class OpenFile {
         const content = await this.backend.readChunk(slot.hash, slot.servers, this.path);
         data = Buffer.alloc(Math.max(MIN_BUFFER, slot.size));
         content.copy(data, 0, 0, slot.size);
+      } else if (index > 0) {
+        // A new chunk past the first of a file: most likely a large file written in order, which fills it.
+        // One whole-chunk buffer costs less than growing one by doubling (copies, and garbage to collect).
+        data = Buffer.alloc(this.backend.chunkSize);
       } else {
         data = Buffer.alloc(Math.min(this.backend.chunkSize, Math.max(MIN_BUFFER, slot.size)));
       }
@@ -253,7 +257,8 @@ export class OpenFile {
         const hash = await this.backend.hash(data);
         const servers = (await this.backend.missing([hash])).has(hash) ? await this.backend.upload(hash, data) : [];
         this.receipts.push(...receiptsOf(hash, slot.size, servers));
-        this.backend.remember(hash, Buffer.from(data));
+        // Nothing writes into a buffer once it is uploading (writers wait, then copy): the cache can have it.
+        this.backend.remember(hash, forCache(data));
         if (this.slots[index] === uploading) this.slots[index] = { kind: 'stored', hash, size: slot.size, servers };
       } catch (err) {
         this.stickyError = err;
@@ -317,7 +322,8 @@ export class OpenFile {
         this.slots[p.index] = { kind: 'stored', hash, size: p.size, servers: located.get(hash) ?? [] };
       });
       const attr = await this.commitWithRetry(contents);
-      for (const [hash, data] of contents) this.backend.remember(hash, Buffer.from(data));
+      // The dirty buffers are dropped with their slots: the cache can have them.
+      for (const [hash, data] of contents) this.backend.remember(hash, forCache(data));
       this.attr = attr;
       this.size = attr.size;
       this.dirty = false;
@@ -352,6 +358,14 @@ export class OpenFile {
       }
     }
   }
+}
+
+/**
+ * Bytes to keep in the chunk cache: the buffer itself when the bytes fill most of it, else a copy of just
+ * the bytes (a 1 KiB file must not hold on to a 64 KiB buffer the cache counts as 1 KiB).
+ */
+function forCache(data: Buffer): Buffer {
+  return data.byteLength * 2 >= data.buffer.byteLength ? data : Buffer.from(data);
 }
 
 /** Grows a dirty chunk's buffer (zero-filled) to hold `needed` bytes, doubling up to a whole chunk. */

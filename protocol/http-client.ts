@@ -35,6 +35,8 @@ export interface HttpRequest {
   timeoutMs: number;
   /** Retry network failures (never application errors): only for idempotent calls. */
   retry: boolean;
+  /** Reads a successful reply's body as it arrives (default: gathered into one buffer at the end). */
+  receive?: (body: AsyncIterable<Buffer>) => Promise<Buffer>;
 }
 
 export interface HttpResponse {
@@ -71,7 +73,7 @@ async function exchange(url: string, req: HttpRequest): Promise<HttpResponse> {
         bodyTimeout: req.timeoutMs,
         signal: AbortSignal.timeout(req.timeoutMs),
       });
-      const body = Buffer.from(await res.body.arrayBuffer());
+      const body = res.statusCode < 400 && req.receive ? await req.receive(res.body) : Buffer.from(await res.body.arrayBuffer());
       if (res.statusCode >= 400) throw errorFromBody(body, res.statusCode, `${req.method} ${url}`);
       return { status: res.statusCode, body };
     } catch (err) {

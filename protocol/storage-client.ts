@@ -1,4 +1,4 @@
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash, webcrypto, type Hash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { DfsError } from './errors.js';
 import { errorFromBody, httpExchange, keepAliveAgent, toDfsError } from './http-client.js';
@@ -62,6 +62,8 @@ export interface GetChunkOptions {
 /** Fetches a chunk (or part of one). A whole chunk is checked against its hash: corrupt bytes are an EIO. */
 export async function getChunk(serverUrl: string, hash: string, options: GetChunkOptions): Promise<Buffer> {
   const url = new URL(chunkPath(hash), serverUrl).toString();
+  // A whole chunk is hashed piece by piece as it arrives: no second pass over it, and no copy for WebCrypto.
+  const hasher = options.range ? undefined : createHash('sha256');
   // No retry here: the caller fails over to the next replica at once.
   const { body: data } = await httpExchange(url, {
     method: 'GET',
@@ -71,11 +73,24 @@ export async function getChunk(serverUrl: string, hash: string, options: GetChun
       authorization: `Bearer ${options.token}`,
       ...(options.range ? { range: `bytes=${options.range.start}-${options.range.end - 1}` } : {}),
     },
+    ...(hasher ? { receive: (body: AsyncIterable<Buffer>) => receiveHashed(body, hasher) } : {}),
   });
-  if (!options.range && (await sha256Async(data)) !== hash) {
+  if (hasher && hasher.digest('hex') !== hash) {
     throw new DfsError('HASH_MISMATCH', `${url}: served bytes do not match the chunk's hash`, { hash, url: serverUrl });
   }
   return data;
+}
+
+/** Gathers a body into one buffer, feeding each piece to `hasher` as it arrives. */
+async function receiveHashed(body: AsyncIterable<Buffer>, hasher: Hash): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  let length = 0;
+  for await (const piece of body) {
+    hasher.update(piece);
+    pieces.push(piece);
+    length += piece.length;
+  }
+  return Buffer.concat(pieces, length);
 }
 
 /** Header a chain hop sets on the request it forwards, so only the head of the chain reports the chunk. */

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DfsClient } from '../../client/dfs-client.js';
+import { tuneGcForStreaming } from '../../common/gc-tuning.js';
 import { createLogger } from '../../common/log.js';
 import { mountDefaults, startMount } from '../../mount/index.js';
 import { clientOptions, defineCommand } from '../command.js';
@@ -24,6 +25,7 @@ export const mount = defineCommand({
       .option('allow-other', { type: 'boolean', describe: 'let other users in, with kernel permission checks', defaultDescription: 'when run as root' })
       .example('dfs mount ~/dfs --name-server http://10.0.0.1:7700', 'mount a remote cluster'),
   run: async (args) => {
+    tuneGcForStreaming();
     const log = createLogger('mount');
     const client = new DfsClient(resolveClientConfig({ nameServer: args['name-server'], secretFile: args['secret-file'], state: args.state }));
     const running = await startMount({

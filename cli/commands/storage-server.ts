@@ -1,3 +1,4 @@
+import { tuneGcForStreaming } from '../../common/gc-tuning.js';
 import { createLogger } from '../../common/log.js';
 import { loadSecret } from '../../common/secret.js';
 import { startStorageServer, storageServerDefaults } from '../../daemons/storage-server/index.js';
@@ -20,6 +21,7 @@ export const storageServer = defineCommand({
       .option('secret-file', { type: 'string', describe: 'file with the cluster secret (default: DFS_SECRET)' })
       .example('dfs storage-server --data /srv/dfs --name-server http://10.0.0.1:7700 --host 0.0.0.0 --advertise http://10.0.0.5:7701', 'a storage server on its own machine'),
   run: async (args) => {
+    tuneGcForStreaming();
     const log = createLogger('storage-server');
     const nameServerUrl = args['name-server'] ?? process.env.DFS_NAME_SERVER;
     if (!nameServerUrl) throw new Error('--name-server URL (or DFS_NAME_SERVER) is required');

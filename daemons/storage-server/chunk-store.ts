@@ -14,6 +14,8 @@ export interface ChunkInfo {
 
 /** Bytes of a chunk gathered before they are written out. */
 const WRITE_BATCH = 1024 * 1024;
+/** Most pieces gathered for one writev (below the kernel's IOV_MAX of 1024). */
+const MAX_PIECES = 256;
 /** How long the disk's free space is trusted before asking again. */
 const SPACE_TTL_MS = 1_000;
 /** Renames into a directory are made durable together, at most this long after the first. */
@@ -311,18 +313,21 @@ export class ChunkWriter {
     this.hasher.update(data);
     this.pending.push(data);
     this.pendingBytes += data.length;
-    if (this.pendingBytes >= WRITE_BATCH) await this.flushPending();
+    if (this.pendingBytes >= WRITE_BATCH || this.pending.length >= MAX_PIECES) await this.flushPending();
   }
 
   private async flushPending(): Promise<void> {
     if (this.pendingBytes === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    // One writev of the pieces as they came: no copy into one buffer, which would double the external
+    // memory a chunk churns through and with it V8's major collections.
+    let pieces = this.pending;
+    let left = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    let offset = 0;
-    while (offset < data.length) {
-      const { bytesWritten } = await this.handle.write(data, offset, data.length - offset);
-      offset += bytesWritten;
+    while (left > 0) {
+      const { bytesWritten } = await this.handle.writev(pieces);
+      left -= bytesWritten;
+      if (left > 0) pieces = dropBytes(pieces, bytesWritten);
     }
   }
 
@@ -361,6 +366,19 @@ export class ChunkWriter {
     await this.handle.close().catch(() => undefined);
     await unlink(this.tmpPath).catch(() => undefined);
   }
+}
+
+/** The pieces without their first `count` bytes (after a short write). */
+function dropBytes(pieces: readonly Buffer[], count: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const piece of pieces) {
+    if (count >= piece.length) count -= piece.length;
+    else {
+      out.push(count > 0 ? piece.subarray(count) : piece);
+      count = 0;
+    }
+  }
+  return out;
 }
 
 function dirnameOf(path: string): string {
