@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import Fuse from 'fuse-native';
 import type { DfsClient } from '../client/dfs-client.js';
 import { announce, type Logger } from '../common/log.js';
+import { traceFuseOps } from './fuse-trace.js';
 import { fuseOps } from './fuse-adapter.js';
 import { Vfs } from './vfs.js';
 
@@ -93,7 +94,7 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
   await mkdir(mountpoint, { recursive: true });
   const vfs = await Vfs.create(options.client, { attrTtlMs: options.attrTtlMs, cacheBytes: options.cacheBytes, uploadConcurrency: options.uploadConcurrency }, log);
   let fuse: Fuse | undefined;
-  const ops = fuseOps(vfs, () => fuse!, log);
+  const ops = traceFuseOps(fuseOps(vfs, () => fuse!, log));
   fuse = new Fuse(mountpoint, ops, {
     timeout: OPERATION_TIMEOUTS,
     allowOther: options.allowOther,

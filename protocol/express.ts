@@ -26,7 +26,12 @@ export function serve<R extends Route>(router: Router, secret: string, r: R, han
       const raw = inputInQuery(r) ? req.query : (req.body ?? {});
       const input = r.input.parse(raw) as z.output<R['input']>;
       const result = await handler(input, { req, res, claims });
-      if (!res.headersSent) res.json(result);
+      // Written directly rather than through res.json(): less work on every call.
+      if (!res.headersSent) {
+        const body = JSON.stringify(result) ?? '';
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      }
     } catch (err) {
       next(err);
     }
@@ -57,9 +62,7 @@ function classify(err: unknown): DfsError {
     const where = first?.path.length ? `${first.path.join('.')}: ` : '';
     return new DfsError('BAD_REQUEST', `${where}${first?.message ?? 'invalid input'}`);
   }
-  const httpErr = err as { type?: string; status?: number; message?: string };
-  if (httpErr.type === 'entity.too.large') return new DfsError('PAYLOAD_TOO_LARGE');
-  if (httpErr.type === 'entity.parse.failed') return new DfsError('BAD_REQUEST', 'body is not valid JSON');
+  const httpErr = err as { status?: number; message?: string };
   if (typeof httpErr.status === 'number' && httpErr.status >= 400 && httpErr.status < 500) {
     return new DfsError('BAD_REQUEST', httpErr.message ?? 'bad request');
   }
@@ -71,7 +74,56 @@ export function notFound(req: Request, res: Response): void {
   res.status(404).json(new DfsError('NOT_FOUND', `no route ${req.method} ${req.path}`).toJSON());
 }
 
-/** A JSON body parser with a size limit. */
-export function jsonBody(limit: string): express.RequestHandler {
-  return express.json({ limit, type: ['application/json'] });
+/**
+ * A JSON body reader with a size limit, for `application/json` requests (others are left alone: a chunk
+ * PUT streams its own body). It does what express.json() did for us with less work per request, which the
+ * name server's small calls are made of: a body over `limit` is PAYLOAD_TOO_LARGE, one that is not a JSON
+ * object or array is BAD_REQUEST, an empty one is `{}`.
+ */
+export function jsonBody(limit: number): express.RequestHandler {
+  return (req, res, next) => {
+    const type = req.headers['content-type'];
+    if (!type || !/^application\/json\s*(;|$)/i.test(type)) return next();
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) return tooLarge(res, next, limit);
+    const pieces: Buffer[] = [];
+    let length = 0;
+    let failed = false;
+    req.on('data', (piece: Buffer) => {
+      if (failed) return;
+      length += piece.length;
+      if (length > limit) {
+        failed = true;
+        tooLarge(res, next, limit);
+        return;
+      }
+      pieces.push(piece);
+    });
+    req.on('error', (err) => {
+      if (!failed) next(err);
+      failed = true;
+    });
+    req.on('end', () => {
+      if (failed) return;
+      const text = Buffer.concat(pieces, length).toString('utf8');
+      if (text.trim() === '') {
+        req.body = {};
+        return next();
+      }
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (parsed === null || typeof parsed !== 'object') throw new Error('not an object or array');
+        req.body = parsed;
+      } catch {
+        return next(new DfsError('BAD_REQUEST', 'body is not valid JSON'));
+      }
+      next();
+    });
+  };
+}
+
+function tooLarge(res: Response, next: NextFunction, limit: number): void {
+  // The rest of the body stays unread: this connection cannot carry another request.
+  res.setHeader('connection', 'close');
+  next(new DfsError('PAYLOAD_TOO_LARGE', `a request body is at most ${limit} bytes`));
 }

@@ -108,7 +108,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(jsonBody('64mb'));
+  app.use(jsonBody(64 * 1024 * 1024));
   const router = express.Router();
   fsRoutes(router, options.secret, namespace, chunks);
   clusterRoutes(router, {

@@ -340,13 +340,13 @@ export class ChunkWriter {
       if (actual === this.hash) await this.flushPending();
       if (actual !== this.hash) throw new DfsError('HASH_MISMATCH', `body hashes to ${actual}, not ${this.hash}`, { hash: this.hash });
       await this.handle.sync();
-      // The chunk keeps this file's mtime through the rename: remember it as verified.
-      const { mtimeMs } = await this.handle.stat();
-      await this.handle.close();
       await this.store.withLock(this.hash, async () => {
-        const existed = (await this.store.info(this.hash)) !== undefined;
-        await this.store.ensureDir(dirnameOf(this.finalPath));
-        await rename(this.tmpPath, this.finalPath);
+        // Calls that do not depend on each other go to the thread pool together (a small chunk's PUT is
+        // made of such round trips). The chunk keeps this file's mtime through the rename: remember it as
+        // verified.
+        const [{ mtimeMs }, existing] = await Promise.all([this.handle.stat(), this.store.info(this.hash), this.store.ensureDir(dirnameOf(this.finalPath))]);
+        const existed = existing !== undefined;
+        await Promise.all([rename(this.tmpPath, this.finalPath), this.handle.close()]);
         this.store.renamedInto(dirnameOf(this.finalPath));
         this.store.noteStored(this.hash, this.size, existed, mtimeMs);
       });

@@ -165,7 +165,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
     return { deleted };
   });
 
-  app.use('/verify', jsonBody('4kb'));
+  app.use('/verify', jsonBody(4 * 1024));
   serve(app, secret, storageApi.verify, async (input) => {
     try {
       await store.readVerified(input.hash);
@@ -176,7 +176,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
     }
   });
 
-  app.use('/replicate', jsonBody('64kb'));
+  app.use('/replicate', jsonBody(64 * 1024));
   serve(app, secret, storageApi.replicate, async (input, { claims }) => {
     if (claims?.hash !== input.hash) throw new DfsError('FORBIDDEN', 'this replicate token is for another chunk');
     const data = await store.readVerified(input.hash);

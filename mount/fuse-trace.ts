@@ -1,0 +1,23 @@
+import type { FuseOps } from 'fuse-native';
+
+/**
+ * DFS_TRACE_FUSE=1: one line on stderr per FUSE operation with the time from its call to its answer (to
+ * see where time goes between the kernel and the name and storage servers; DFS_TRACE_HTTP shows the calls).
+ */
+export function traceFuseOps(ops: FuseOps): FuseOps {
+  if (process.env.DFS_TRACE_FUSE !== '1') return ops;
+  const traced: Record<string, unknown> = {};
+  for (const [name, op] of Object.entries(ops) as [string, ((...args: unknown[]) => void) | undefined][]) {
+    if (typeof op !== 'function') continue;
+    traced[name] = (...args: unknown[]) => {
+      const started = performance.now();
+      const cb = args[args.length - 1] as (...reply: unknown[]) => void;
+      args[args.length - 1] = (...reply: unknown[]) => {
+        process.stderr.write(`${JSON.stringify({ trace: 'fuse', op: name, path: args[0], ms: Number((performance.now() - started).toFixed(3)) })}\n`);
+        cb(...reply);
+      };
+      op(...args);
+    };
+  }
+  return traced as FuseOps;
+}
