@@ -299,10 +299,19 @@ export class Vfs {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    // Whether it is a directory that moves, as this mount last saw it (the kernel has just looked it up).
+    const seen = this.attrs.get(from);
+    const movingDir = !seen || seen.type === 'dir';
     const { replaced } = await this.ns().call(nameApi.rename, { from, to });
-    this.attrs.forgetTree(from);
-    this.attrs.forgetTree(to);
-    this.touchedDirs(from, to);
+    if (movingDir) {
+      this.attrs.forgetTree(from);
+      this.attrs.forgetTree(to);
+      this.touchedDirs(from, to);
+    } else {
+      // A file leaves both directories' link counts as they were: their times move, nothing else, so the
+      // kernel's next permission check on them needs no round trip (renames in a loop made two each).
+      this.touched(from, to);
+    }
     if (replaced !== undefined) this.attrs.forgetIno(replaced);
     for (const file of this.files.values()) {
       if (file.path === from) file.path = to;
