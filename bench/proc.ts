@@ -211,6 +211,16 @@ export async function forceUnmount(dir: string): Promise<void> {
   if (await isMounted(dir)) await run('umount', ['-l', dir], { timeoutMs: 10_000 });
 }
 
+/** Whether a process exists (EPERM: it does, as another user's). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

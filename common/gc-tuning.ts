@@ -1,7 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
 
-let tuned = false;
-
 /**
  * For processes that stream chunk bytes (storage servers, the mount): no incremental marking. With it, V8
  * started a major collection every ~150 ms while a 512 MiB file streamed through, although the old space
@@ -12,7 +10,5 @@ let tuned = false;
  * keeps incremental marking.
  */
 export function tuneGcForStreaming(): void {
-  if (tuned) return;
-  tuned = true;
   setFlagsFromString('--no-incremental-marking');
 }

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { pidAlive } from '../bench/proc.js';
 import { CLI_ENTRY } from '../common/daemon-process.js';
 import type { ClusterStatus } from '../protocol/name-api.js';
 import { runCli, sleep } from './harness.js';
@@ -89,14 +90,6 @@ async function daemonPids(stateDir: string): Promise<number[]> {
   return pids;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, up: Up, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -136,7 +129,7 @@ async function waitReady(stateDir: string, up: Up): Promise<ClusterStatus> {
 async function stopWithSigint(t: ExecutionContext, up: Up, stateDir: string, run: number): Promise<void> {
   const pids = await daemonPids(stateDir);
   t.is(pids.length, 3, `pids of the name server and both storage servers: ${pids.join(', ')}`);
-  t.true(pids.every(alive), 'every daemon runs before the SIGINT');
+  t.true(pids.every(pidAlive), 'every daemon runs before the SIGINT');
   up.child.kill('SIGINT');
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 20_000)));
@@ -144,7 +137,7 @@ async function stopWithSigint(t: ExecutionContext, up: Up, stateDir: string, run
   clearTimeout(timer);
   t.not(result, 'timeout', `dfs up did not exit after SIGINT:\n${up.output()}`);
   t.deepEqual(result, { code: 0, signal: null }, up.output());
-  for (const pid of pids) t.false(alive(pid), `daemon ${pid} outlived dfs up`);
+  for (const pid of pids) t.false(pidAlive(pid), `daemon ${pid} outlived dfs up`);
   // Each daemon was shut down cleanly (not killed), and says so in its log.
   for (const name of LOGS) {
     const stops = (await logLines(stateDir, name)).filter((l) => l.msg === 'shutting down' && pids.includes(l.pid as number));

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mustRun, run } from '../../bench/proc.js';
+import { mustRun, pidAlive, run } from '../../bench/proc.js';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /**
@@ -20,14 +20,6 @@ const NETNS_DIR = '/run/netns';
 
 export { mustRun, run, type RunResult } from '../../bench/proc.js';
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Pids of the processes inside a namespace (only ever ones of our own namespaces). */
 function pidsInSync(ns: string): number[] {
@@ -38,6 +30,23 @@ function pidsInSync(ns: string): number[] {
       .map(Number);
   } catch {
     return [];
+  }
+}
+
+/** Kills what runs in a namespace and deletes it; false if it was gone already. */
+function destroyNamespaceSync(ns: string): boolean {
+  for (const pid of pidsInSync(ns)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', ns], { timeout: 10_000, stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -56,19 +65,7 @@ export function reapStaleNamespaces(): string[] {
   for (const ns of names) {
     const m = new RegExp(`^${PREFIX}-(\\d+)-`).exec(ns);
     if (!m || pidAlive(Number(m[1]))) continue;
-    for (const pid of pidsInSync(ns)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { timeout: 10_000, stdio: 'ignore' });
-      reaped.push(ns);
-    } catch {
-      // someone else reaped it
-    }
+    if (destroyNamespaceSync(ns)) reaped.push(ns);
   }
   return reaped;
 }
@@ -193,20 +190,7 @@ export class Network {
   removeSync(): void {
     if (this.removed) return;
     this.removed = true;
-    for (const ns of this.namespaces()) {
-      for (const pid of pidsInSync(ns)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      try {
-        execFileSync('ip', ['netns', 'del', ns], { timeout: 10_000, stdio: 'ignore' });
-      } catch {
-        // gone already
-      }
-    }
+    for (const ns of this.namespaces()) destroyNamespaceSync(ns);
     Network.live.delete(this);
   }
 }
