@@ -92,6 +92,8 @@ declare module 'fuse-native' {
     subtype?: string;
     /** Passed to libfuse as they are. */
     options?: string[];
+    /** Seconds the kernel keeps a directory's attributes (our patch; attr_timeout still covers files). */
+    dirAttrTimeout?: number;
   }
 
   export default class Fuse {

@@ -110,14 +110,16 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
       // Our inode numbers, so every name of a hard-linked file shows the same one.
       'use_ino',
       'readdir_ino',
-      // The kernel asks for attributes every time (answered from this process's cache): sizes and link
-      // counts are right through every name at once. Names are trusted briefly; missing names are not.
+      // The kernel asks for a file's attributes every time (answered from this process's cache): sizes and
+      // link counts are right through every name at once. Names and directories' attributes (dirAttrTimeout
+      // below; a directory has one name) are trusted briefly; missing names are not.
       'attr_timeout=0',
       `entry_timeout=${options.entryTimeoutS}`,
       'negative_timeout=0',
       // Keep the page cache of a file across opens while its size and time do not change.
       'auto_cache',
     ],
+    dirAttrTimeout: options.entryTimeoutS,
   });
   await new Promise<void>((resolvePromise, reject) => fuse!.mount((err) => (err ? reject(err) : resolvePromise())));
   announce(log, 'mounted', { mountpoint, chunkSize: vfs.chunkSize });

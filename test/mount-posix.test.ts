@@ -156,6 +156,44 @@ test.serial('mkfifo makes a fifo (stat says so) that works as a pipe', async (t)
   t.is(attr.mode, 0o010640);
 });
 
+/** A directory's link count, mode and mtime, as stat(1) shows them, after each of a series of changes. */
+const DIR_CHANGES = String.raw`
+  show() { stat -c '%h %a %Y' d; }
+  mkdir d; touch -d @1000000000 d; show
+  mkdir d/sub; show
+  touch -d @1000000100 d; chmod 750 d; show
+  echo x > d/f; show
+  touch -d @1000000200 d; mv d/f moved; show
+  touch -d @1000000300 d; ln moved d/hard; show
+  touch -d @1000000400 d; rmdir d/sub; show
+  chmod 700 d; touch -d @1000000500 d; rm d/hard; show
+`;
+
+test.serial('the kernel keeps directories\' attributes, yet every change through the mount shows at once, as on a local disk', async (t) => {
+  const cluster = await startCluster(t);
+  const mnt = await startMount(t, cluster, [], { DFS_TRACE_FUSE: '1' });
+  const local = await localDir(t);
+  // Times that the change itself sets show as "now": compare whether they moved, not their value.
+  const normalise = (out: string): string[] => {
+    const now = Math.floor(Date.now() / 1000);
+    return out.trim().split('\n').map((line) => line.replace(/ (\d+)$/, (_, s: string) => (Math.abs(Number(s) - now) < 120 ? ' now' : ` ${s}`)));
+  };
+  const inMount = normalise(await run(DIR_CHANGES, { cwd: mnt.dir, env }));
+  t.deepEqual(inMount, normalise(await run(DIR_CHANGES, { cwd: local, env })));
+  t.is(inMount.length, 8);
+
+  // Cached: 50 stats of a file three folders down ask for the folders' attributes a few times, not 50.
+  await run('mkdir -p a/b/c && echo x > a/b/c/f', { cwd: mnt.dir });
+  const getattrsOf = (path: string): number =>
+    mnt.process.lines.filter((line) => line.includes('"trace":"fuse"') && line.includes('"op":"getattr"') && line.includes(`"path":"${path}"`)).length;
+  const before = { dir: getattrsOf('/a/b'), file: getattrsOf('/a/b/c/f') };
+  await run('for i in $(seq 50); do stat -c %s a/b/c/f > /dev/null; done', { cwd: mnt.dir });
+  const dirAsks = getattrsOf('/a/b') - before.dir;
+  const fileAsks = getattrsOf('/a/b/c/f') - before.file;
+  t.true(fileAsks >= 50, `the file itself is asked every time (hard links): ${fileAsks}`);
+  t.true(dirAsks <= 10, `the folder on the way was asked ${dirAsks} times for 50 stats`);
+});
+
 test.serial('getfattr -d shows user.dfs.replicas and user.dfs.version; user.* attributes round-trip', async (t) => {
   const { cluster, mnt } = await setup(t);
   const dir = mnt.dir;
