@@ -7,6 +7,9 @@ interface Timed<T> {
 
 /** More entries than this and the cache starts over (cheaper than tracking recency for every stat). */
 const MAX_ENTRIES = 200_000;
+/** Name sets of new directories: bounded, though one lives a TTL at most. */
+const MAX_LISTING_NAMES = 10_000;
+const MAX_LISTINGS = 10_000;
 
 /**
  * Attributes and names seen recently, for a short time: path → inode number, inode number → attributes.
@@ -17,6 +20,8 @@ export class AttrCache {
   private readonly paths = new Map<string, Timed<number>>();
   private readonly attrs = new Map<number, Timed<Attr>>();
   private readonly xattrs = new Map<number, Timed<ReadonlySet<string>>>();
+  /** Directories whose every name is known (made lately by this mount), for answering "no such name". */
+  private readonly listings = new Map<string, Timed<Set<string>>>();
 
   constructor(private readonly ttlMs: number) {}
 
@@ -69,6 +74,48 @@ export class AttrCache {
     this.xattrs.delete(ino);
   }
 
+  /**
+   * Every name in a directory this mount has just made (none). Until the TTL runs out, a name not in it
+   * is missing without asking: a cp or tar into a new folder looks up each name before creating it. This
+   * mount's own changes keep it up to date; a name another client makes there in that second shows after
+   * the TTL, as other clients' changes to attributes do. (Listings are not used this way: a name made
+   * elsewhere in a folder this mount merely looked at shows at once.)
+   */
+  madeDir(dir: string): void {
+    if (this.ttlMs <= 0) return;
+    if (this.listings.size > MAX_LISTINGS) this.listings.clear();
+    this.listings.set(dir, { value: new Set(), expires: Date.now() + this.ttlMs });
+  }
+
+  /** Whether `path` is known not to exist: its directory's listing is known and lacks the name. */
+  knownMissing(path: string): boolean {
+    const { dir, name } = splitPath(path);
+    const listing = this.listings.get(dir);
+    if (!listing) return false;
+    if (listing.expires < Date.now()) {
+      this.listings.delete(dir);
+      return false;
+    }
+    return !listing.value.has(name);
+  }
+
+  entryAdded(path: string): void {
+    const { dir, name } = splitPath(path);
+    const listing = this.listings.get(dir)?.value;
+    if (!listing) return;
+    listing.add(name);
+    if (listing.size > MAX_LISTING_NAMES) this.listings.delete(dir);
+  }
+
+  forgetListing(dir: string): void {
+    this.listings.delete(dir);
+  }
+
+  entryRemoved(path: string): void {
+    const { dir, name } = splitPath(path);
+    this.listings.get(dir)?.value.delete(name);
+  }
+
   inoOf(path: string): number | undefined {
     const entry = this.paths.get(path);
     return entry && entry.expires >= Date.now() ? entry.value : undefined;
@@ -90,11 +137,19 @@ export class AttrCache {
     this.forget(path);
     const prefix = path === '/' ? '/' : `${path}/`;
     for (const key of this.paths.keys()) if (key.startsWith(prefix)) this.paths.delete(key);
+    this.listings.delete(path);
+    for (const key of this.listings.keys()) if (key.startsWith(prefix)) this.listings.delete(key);
   }
 
   clear(): void {
     this.paths.clear();
     this.attrs.clear();
     this.xattrs.clear();
+    this.listings.clear();
   }
+}
+
+function splitPath(path: string): { dir: string; name: string } {
+  const slash = path.lastIndexOf('/');
+  return { dir: slash <= 0 ? '/' : path.slice(0, slash), name: path.slice(slash + 1) };
 }

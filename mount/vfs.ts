@@ -91,6 +91,7 @@ export class Vfs {
   async getattr(path: string): Promise<Attr> {
     let attr = this.attrs.get(path);
     if (!attr) {
+      if (this.attrs.knownMissing(path)) throw fsError('ENOENT', path);
       attr = await this.ns().call(nameApi.stat, { path });
       this.attrs.put(path, attr);
     }
@@ -120,6 +121,18 @@ export class Vfs {
     return out;
   }
 
+  /** A name was made: it is in its directory's listing, if that is known. */
+  private added(path: string): void {
+    this.touched(path);
+    this.attrs.entryAdded(path);
+  }
+
+  /** A name went. */
+  private removed(path: string): void {
+    this.touched(path);
+    this.attrs.entryRemoved(path);
+  }
+
   /** An entry came or went: its own attributes are asked for again; its directory's times move. */
   private touched(...paths: string[]): void {
     const now = nowNs();
@@ -140,14 +153,16 @@ export class Vfs {
   async mkdir(path: string, mode: number, caller: Caller): Promise<Attr> {
     const attr = await this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid });
     this.touchedDirs(path);
+    this.attrs.entryAdded(path);
     this.attrs.put(path, attr);
+    this.attrs.madeDir(path);
     return attr;
   }
 
   /** mknod: fifos, sockets and device nodes are metadata only; a regular file is an empty file. */
   async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
     const attr = await this.ns().call(nameApi.create, { path, mode, rdev, uid: caller.uid, gid: caller.gid, exclusive: true });
-    this.touched(path);
+    this.added(path);
     this.attrs.put(path, attr);
     return attr;
   }
@@ -160,7 +175,7 @@ export class Vfs {
       gid: caller.gid,
       exclusive: (flags & constants.O_EXCL) !== 0,
     });
-    this.touched(path);
+    this.added(path);
     this.attrs.put(path, attr);
     let file = this.files.get(attr.ino);
     if (!file) {
@@ -289,13 +304,15 @@ export class Vfs {
     // The name server says which inode lost the name: its other names show a new link count at once,
     // even when this mount has not looked the name up lately.
     const { ino } = await this.ns().call(nameApi.unlink, { path });
-    this.touched(path);
+    this.removed(path);
     this.attrs.forgetIno(ino);
   }
 
   async rmdir(path: string): Promise<void> {
     await this.ns().call(nameApi.rmdir, { path });
     this.touchedDirs(path);
+    this.attrs.forgetTree(path);
+    this.attrs.entryRemoved(path);
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -312,6 +329,10 @@ export class Vfs {
       // kernel's next permission check on them needs no round trip (renames in a loop made two each).
       this.touched(from, to);
     }
+    // Renaming one name of a file onto another of its names does nothing, and says so in no way.
+    if (seen && (seen.type === 'dir' || seen.nlink === 1)) this.attrs.entryRemoved(from);
+    else this.attrs.forgetListing(parentOf(from));
+    this.attrs.entryAdded(to);
     if (replaced !== undefined) this.attrs.forgetIno(replaced);
     for (const file of this.files.values()) {
       if (file.path === from) file.path = to;
@@ -321,7 +342,7 @@ export class Vfs {
 
   async link(existing: string, path: string): Promise<Attr> {
     const attr = await this.ns().call(nameApi.link, { existing, path });
-    this.touched(path);
+    this.added(path);
     this.attrs.forgetIno(attr.ino);
     this.attrs.put(path, attr);
     return attr;
@@ -329,7 +350,7 @@ export class Vfs {
 
   async symlink(target: string, path: string, caller: Caller): Promise<Attr> {
     const attr = await this.ns().call(nameApi.symlink, { path, target, uid: caller.uid, gid: caller.gid });
-    this.touched(path);
+    this.added(path);
     this.attrs.put(path, attr);
     return attr;
   }

@@ -67,3 +67,32 @@ test.serial('a rename in one mount shows in the other once the attribute and ent
   t.true(replaced.ok);
   t.true(replaced.ms < limit, `took ${replaced.ms} ms`);
 });
+
+test.serial('a folder this mount just made answers "no such name" itself; another mount\'s new name there shows within the timeout', async (t) => {
+  const cluster = await startCluster(t);
+  const a = await startMount(t, cluster, mountArgs, { DFS_TRACE_HTTP: '1' });
+  const b = await startMount(t, cluster, mountArgs);
+  const local = await localDir(t);
+  await run('for i in $(seq 20); do echo "file $i" > f$i; done', { cwd: local });
+  const stats = (): number => a.process.lines.filter((line) => line.includes('"trace":"http"') && line.includes('/fs/stat')).length;
+
+  // cp looks up every name before creating it; A made the folder, so it knows they are not there.
+  const before = stats();
+  await run(`mkdir new && cp ${q(local)}/f* new/`, { cwd: a.dir });
+  t.true(stats() - before < 5, `${stats() - before} stats on the name server for 20 new names`);
+  t.is(await run('cat new/f7 && ls new | wc -l', { cwd: b.dir }), 'file 7\n20\n');
+
+  // A name made elsewhere: missing for A until its knowledge of the new folder runs out.
+  await run('echo from-b > new/other', { cwd: b.dir });
+  const seen = await eventually(async () => (await run('test -e new/other && echo yes || true', { cwd: a.dir })) === 'yes\n', 10_000, 50);
+  t.true(seen.ok, 'A sees the new name');
+  t.true(seen.ms < ATTR_TIMEOUT_MS + 2_000, `A saw it after ${seen.ms} ms`);
+  await run('mkdir second', { cwd: a.dir });
+  await run('echo from-b > second/x', { cwd: b.dir });
+  t.is(await run('ls second && cat second/x', { cwd: a.dir }), 'x\nfrom-b\n', 'a listing always asks');
+  // A's own changes in a folder it made show at once: a removed name is missing, a renamed one is there under its new name.
+  t.is(
+    await run('mkdir third && echo 1 > third/f1 && echo 2 > third/f2 && rm third/f1 && mv third/f2 third/g2 && ls third/f1 third/f2 2>&1 | wc -l && cat third/g2 && echo again > third/f1 && cat third/f1', { cwd: a.dir }),
+    '2\n2\nagain\n',
+  );
+});
