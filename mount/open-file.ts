@@ -46,12 +46,18 @@ const MIN_BUFFER = 64 * 1024;
 const READ_AHEAD = 2;
 /** How many commits to try when the name server says chunks are missing (re-uploading them between). */
 const COMMIT_ATTEMPTS = 3;
+/**
+ * Files up to this size upload their bytes without asking first whether the cluster holds them: sending
+ * 64 KiB down the chain costs about what the question does, and a small file's bytes are rarely stored.
+ */
+const UPLOAD_UNASKED_BYTES = 64 * 1024;
 
 /**
  * One file open in this mount, shared by every handle on its inode. Writes change chunks in memory;
  * each chunk that a write fills is uploaded in the background (bounded), and flush/fsync uploads the
  * rest and commits the new chunk list: close-to-open consistency, with close returning only once the
- * commit is acknowledged. Only changed chunks are uploaded, and only if the cluster lacks them.
+ * commit is acknowledged. Only changed chunks are uploaded, and (but for small files) only if the
+ * cluster lacks them.
  */
 export class OpenFile {
   private slots: Slot[];
@@ -302,8 +308,8 @@ export class OpenFile {
         }),
       );
       pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
-      // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing.
-      const missing = await this.backend.missing([...contents.keys()]);
+      // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
+      const missing = this.size <= UPLOAD_UNASKED_BYTES ? new Set(contents.keys()) : await this.backend.missing([...contents.keys()]);
       const located = new Map<string, ServerRef[]>();
       await Promise.all(
         [...missing].map(async (hash) => {

@@ -80,8 +80,10 @@ export class ChunkService {
     // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
     // send the writer off to upload its chunks first).
     this.namespace.checkChunkList(input.path, input.chunks, input.size);
-    const current = input.ino !== undefined ? { ino: input.ino } : this.namespace.inode(input.path);
-    const old = new Set((await this.meta.read.fileChunks(current.ino)).map((c) => c.hash));
+    const ino = input.ino ?? this.namespace.inode(input.path).ino;
+    // An empty file has no chunks (each holds at least a byte): a new file's first commit reads nothing.
+    const empty = this.namespace.inodeByNumber(ino)?.size === 0;
+    const old = new Set(empty ? [] : (await this.meta.read.fileChunks(ino)).map((c) => c.hash));
     const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash));
     const hashes = fresh.map((c) => c.hash);
     // Pinned from before the check until the commit is durable: no collection can take them in between.
@@ -138,6 +140,18 @@ export class ChunkService {
     });
   }
 
+  /** The usual commit: the writer's receipts alone put every new chunk on enough live servers. */
+  private receiptsMeetQuorum(hashes: readonly string[], receipts: readonly Receipt[], quorum: number): boolean {
+    const holders = new Map<string, Set<string>>();
+    for (const r of receipts) {
+      if (!this.registry.isHolder(r.server)) continue;
+      let servers = holders.get(r.hash);
+      if (!servers) holders.set(r.hash, (servers = new Set()));
+      servers.add(r.server);
+    }
+    return hashes.every((hash) => !this.guards.isDropping(hash) && (holders.get(hash)?.size ?? 0) >= quorum);
+  }
+
   /**
    * Brings new chunks up to the write quorum of live copies, or throws CHUNKS_MISSING. The copies counted
    * are those the database holds (committed) and those the writer has receipts for; a chunk being
@@ -146,6 +160,7 @@ export class ChunkService {
   private async ensureQuorum(fresh: ChunkRef[], receipts: readonly Receipt[]): Promise<void> {
     const quorum = this.writeQuorum();
     const hashes = fresh.map((c) => c.hash);
+    if (this.receiptsMeetQuorum(hashes, receipts, quorum)) return;
     const [rows, holders] = await Promise.all([this.meta.read.getChunks(hashes), this.liveHolders(hashes)]);
     const copies = new Map<string, Set<string>>();
     for (const hash of hashes) {
