@@ -52,8 +52,8 @@ export class MountBackend implements FileBackend {
     return new Set((await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes] })).missing);
   }
 
-  upload(hash: string, data: Buffer): Promise<StoredCopy[]> {
-    return this.client.chunks.upload(hash, data);
+  upload(hash: string, data: Buffer, options: { fanOut?: boolean } = {}): Promise<StoredCopy[]> {
+    return this.client.chunks.upload(hash, data, options);
   }
 
   async uploadSlot(): Promise<() => void> {

@@ -15,7 +15,7 @@ export interface FileBackend {
   /** Which of these chunks the cluster lacks. */
   missing(hashes: readonly string[]): Promise<Set<string>>;
   /** Stores a chunk on a replication chain; the servers that hold it now, with their receipts. */
-  upload(hash: string, data: Buffer): Promise<StoredCopy[]>;
+  upload(hash: string, data: Buffer, options?: { fanOut?: boolean }): Promise<StoredCopy[]>;
   /** Waits for a place among the uploads in flight (bounds the memory that dirty data takes). */
   uploadSlot(): Promise<() => void>;
   /** Keeps a chunk's bytes in the cache (just written: reading it back costs nothing). */
@@ -47,10 +47,11 @@ const READ_AHEAD = 2;
 /** How many commits to try when the name server says chunks are missing (re-uploading them between). */
 const COMMIT_ATTEMPTS = 3;
 /**
- * Files up to this size upload their bytes without asking first whether the cluster holds them: sending
- * 64 KiB down the chain costs about what the question does, and a small file's bytes are rarely stored.
+ * Files up to this size upload their bytes without asking first whether the cluster holds them (sending
+ * 64 KiB costs about what the question does, and a small file's bytes are rarely stored), and to every
+ * replica at once rather than down a chain.
  */
-const UPLOAD_UNASKED_BYTES = 64 * 1024;
+const SMALL_FILE_BYTES = 64 * 1024;
 
 /**
  * One file open in this mount, shared by every handle on its inode. Writes change chunks in memory;
@@ -309,13 +310,14 @@ export class OpenFile {
       );
       pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
       // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
-      const missing = this.size <= UPLOAD_UNASKED_BYTES ? new Set(contents.keys()) : await this.backend.missing([...contents.keys()]);
+      const small = this.size <= SMALL_FILE_BYTES;
+      const missing = small ? new Set(contents.keys()) : await this.backend.missing([...contents.keys()]);
       const located = new Map<string, ServerRef[]>();
       await Promise.all(
         [...missing].map(async (hash) => {
           const release = await this.backend.uploadSlot();
           try {
-            const copies = await this.backend.upload(hash, contents.get(hash)!);
+            const copies = await this.backend.upload(hash, contents.get(hash)!, { fanOut: small });
             located.set(hash, copies);
             this.receipts.push(...receiptsOf(hash, contents.get(hash)!.length, copies));
           } finally {

@@ -64,3 +64,24 @@ test('re-reading an unchanged file downloads nothing; an append uploads one chun
   t.is(transfers(mount.process).puts, beforeCopy.puts, 'the copy uploaded no chunk');
   t.is(await sha(join(mount.dir, 'copy.bin')), await sha(big));
 });
+
+test('a small file goes to both of its replicas at once, without asking first whether the cluster has it', async (t) => {
+  const cluster = await startCluster(t);
+  const mount = await startMount(t, cluster, [], { DFS_TRACE_HTTP: '1' });
+  const asked = (): number => mount.process.lines.filter((line) => line.startsWith('{"trace"') && line.includes('/chunks/missing')).length;
+  const disksBefore = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
+  const before = { ...transfers(mount.process), asked: asked() };
+  const local = join(cluster.dir, 'small.bin');
+  await sh(`head -c 20000 /dev/urandom > ${local}`);
+  await sh(`cp ${local} ${join(mount.dir, 'small.bin')}`);
+  // Acknowledged by close: both copies are on disk, one PUT went to each server, no question was asked.
+  const disksAfter = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
+  const holders = disksAfter.filter((files, i) => [...files].some((h) => !disksBefore[i]!.has(h))).length;
+  t.is(holders, 2, 'two servers hold the new chunk');
+  t.is(transfers(mount.process).puts - before.puts, 2);
+  t.is(asked() - before.asked, 0);
+  const info = await cluster.client.info('/small.bin');
+  t.is(info.chunks.length, 1);
+  t.is(info.chunks[0]!.servers.length, 2);
+  t.is(await sha(join(mount.dir, 'small.bin')), await sha(local));
+});
