@@ -103,6 +103,7 @@ const fuse = new Fuse(mountpoint, ops, {
   subtype: 'passthrough',
   options: ['big_writes', 'max_write=131072', 'max_read=131072', 'max_readahead=1048576', 'use_ino', 'readdir_ino', 'attr_timeout=0', 'entry_timeout=1', 'negative_timeout=0', 'auto_cache'],
   dirAttrTimeout: 1,
+  fileAttrTimeout: 1,
 });
 
 fuse.mount((err) => {

@@ -92,8 +92,10 @@ declare module 'fuse-native' {
     subtype?: string;
     /** Passed to libfuse as they are. */
     options?: string[];
-    /** Seconds the kernel keeps a directory's attributes (our patch; attr_timeout still covers files). */
+    /** Seconds the kernel keeps a directory's attributes (our patch; attr_timeout covers the rest). */
     dirAttrTimeout?: number;
+    /** Seconds the kernel keeps the attributes of a file with one name (our patch). */
+    fileAttrTimeout?: number;
   }
 
   export default class Fuse {

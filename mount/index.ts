@@ -110,9 +110,10 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
       // Our inode numbers, so every name of a hard-linked file shows the same one.
       'use_ino',
       'readdir_ino',
-      // The kernel asks for a file's attributes every time (answered from this process's cache): sizes and
-      // link counts are right through every name at once. Names and directories' attributes (dirAttrTimeout
-      // below; a directory has one name) are trusted briefly; missing names are not.
+      // libfuse's one timeout for attributes is 0, for a hard-linked file's sake (one kernel inode per name):
+      // the patched binding gives directories and files with one name their own timeouts (below), and
+      // drops a file's attributes when it is opened or gets a second name. Names are trusted briefly;
+      // missing names are not.
       'attr_timeout=0',
       `entry_timeout=${options.entryTimeoutS}`,
       'negative_timeout=0',
@@ -120,6 +121,7 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
       'auto_cache',
     ],
     dirAttrTimeout: options.entryTimeoutS,
+    fileAttrTimeout: options.attrTtlMs / 1000,
   });
   await new Promise<void>((resolvePromise, reject) => fuse!.mount((err) => (err ? reject(err) : resolvePromise())));
   announce(log, 'mounted', { mountpoint, chunkSize: vfs.chunkSize });

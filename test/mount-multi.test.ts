@@ -35,6 +35,12 @@ test.serial('a file closed in one mount is read whole in the other at once, ever
   await run(`cp ${q(join(local, 'v3'))} ${q(join(a.dir, 'f'))}`);
   t.is((await run(`sha256sum < ${q(join(b.dir, 'f'))}`)).split(' ')[0], sha256(v3));
   t.is(await run(`stat -c %s ${q(join(b.dir, 'f'))}`), `${v3.length}\n`);
+  // B's kernel has just been told the small size; A makes the file larger a moment later: B's next open
+  // reads it whole, not up to the size B was told.
+  const v4 = randomBytes(5000);
+  await writeFile(join(local, 'v4'), v4);
+  await run(`cp ${q(join(local, 'v4'))} ${q(join(a.dir, 'f'))}`);
+  t.is((await run(`sha256sum < ${q(join(b.dir, 'f'))}`)).split(' ')[0], sha256(v4));
   // And the other way round, with small files written by the shell.
   await run(`echo from-b > ${q(join(b.dir, 'g'))} && echo more >> ${q(join(b.dir, 'g'))}`);
   t.is(await readFile(join(a.dir, 'g'), 'utf8'), 'from-b\nmore\n');
