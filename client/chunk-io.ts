@@ -43,7 +43,7 @@ export class ChunkIO {
    * Stores one chunk on a chain of servers. Resolves once at least one server holds it; the commit brings
    * it up to the write quorum. Retries another chain when a server fails. `fanOut` sends the bytes to every
    * server of the chain at once instead: for a small file, one hop is faster than a chain of them, and
-   * sending its bytes twice costs nothing worth counting.
+   * sending its bytes once per copy costs nothing worth counting.
    */
   async upload(hash: string, data: Buffer, options: { fanOut?: boolean } = {}): Promise<StoredCopy[]> {
     const exclude: string[] = [];
@@ -65,17 +65,20 @@ export class ChunkIO {
       // A chain of `replicas` servers from a window that moves one server per chunk: copies spread evenly.
       const start = this.turn++ % servers.length;
       const chain = [...servers.slice(start), ...servers.slice(0, start)].slice(0, Math.max(1, replicas));
-      try {
-        if (options.fanOut && chain.length > 1) return await putEach(chain, hash, data, token);
-        const result = await putChunk(chain[0]!.url, hash, data, data.length, { token, forward: chain.slice(1).map((s) => s.url) });
-        return result.stored;
-      } catch (err) {
+      // A chain is tried through its head (which reports how the rest did); a fan-out through every server.
+      const heads = options.fanOut && chain.length > 1 ? chain : chain.slice(0, 1);
+      const forward = heads.length === 1 ? chain.slice(1).map((s) => s.url) : [];
+      const results = await Promise.allSettled(heads.map((head) => putChunk(head.url, hash, data, data.length, { token, forward })));
+      const stored = results.flatMap((r) => (r.status === 'fulfilled' ? r.value.stored : []));
+      if (stored.length > 0) return stored;
+      for (const [i, r] of results.entries()) {
+        const err: unknown = r.status === 'rejected' ? r.reason : new DfsError('EIO', `${heads[i]!.url} stored no copy of chunk ${hash}`);
         lastError = err;
         if (err instanceof DfsError && (err.code === 'HASH_MISMATCH' || err.code === 'PAYLOAD_TOO_LARGE' || err.code === 'UNAUTHORIZED')) throw err;
         if (err instanceof DfsError && err.code === 'ENOSPC') full += 1;
-        exclude.push(chain[0]!.id);
-        this.placement = undefined;
+        exclude.push(heads[i]!.id);
       }
+      this.placement = undefined;
     }
     throw lastError instanceof DfsError ? lastError : new DfsError('EIO', `upload of chunk ${hash} failed`);
   }
@@ -96,14 +99,6 @@ export class ChunkIO {
     }
     throw lastError instanceof DfsError ? new DfsError('EIO', lastError.message) : new DfsError('EIO', String(lastError));
   }
-}
-
-/** Stores a chunk on each server directly, all at once; the copies made, or the first failure if none was. */
-async function putEach(servers: readonly ServerRef[], hash: string, data: Buffer, token: string): Promise<StoredCopy[]> {
-  const results = await Promise.allSettled(servers.map((server) => putChunk(server.url, hash, data, data.length, { token })));
-  const stored = results.flatMap((r) => (r.status === 'fulfilled' ? r.value.stored : []));
-  if (stored.length > 0) return stored;
-  throw (results[0] as PromiseRejectedResult).reason;
 }
 
 /** The receipts of the servers that stored a chunk, as a commit carries them. */

@@ -1,3 +1,4 @@
+import { parentAndName } from '../protocol/names.js';
 import type { Attr } from '../protocol/schemas.js';
 
 interface Timed<T> {
@@ -89,7 +90,8 @@ export class AttrCache {
 
   /** Whether `path` is known not to exist: its directory's listing is known and lacks the name. */
   knownMissing(path: string): boolean {
-    const { dir, name } = splitPath(path);
+    if (path === '/') return false;
+    const { parent: dir, name } = parentAndName(path);
     const listing = this.listings.get(dir);
     if (!listing) return false;
     if (listing.expires < Date.now()) {
@@ -100,10 +102,18 @@ export class AttrCache {
   }
 
   entryAdded(path: string): void {
-    const { dir, name } = splitPath(path);
+    const { parent: dir, name } = parentAndName(path);
     const listing = this.listings.get(dir)?.value;
     if (!listing) return;
     listing.add(name);
+    if (listing.size > MAX_LISTING_NAMES) this.listings.delete(dir);
+  }
+
+  /** A listing of a directory whose names are kept: names other clients made there are in it too. */
+  listed(dir: string, names: readonly string[]): void {
+    const listing = this.listings.get(dir)?.value;
+    if (!listing) return;
+    for (const name of names) listing.add(name);
     if (listing.size > MAX_LISTING_NAMES) this.listings.delete(dir);
   }
 
@@ -112,7 +122,7 @@ export class AttrCache {
   }
 
   entryRemoved(path: string): void {
-    const { dir, name } = splitPath(path);
+    const { parent: dir, name } = parentAndName(path);
     this.listings.get(dir)?.value.delete(name);
   }
 
@@ -147,9 +157,4 @@ export class AttrCache {
     this.xattrs.clear();
     this.listings.clear();
   }
-}
-
-function splitPath(path: string): { dir: string; name: string } {
-  const slash = path.lastIndexOf('/');
-  return { dir: slash <= 0 ? '/' : path.slice(0, slash), name: path.slice(slash + 1) };
 }

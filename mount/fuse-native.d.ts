@@ -92,7 +92,7 @@ declare module 'fuse-native' {
     subtype?: string;
     /** Passed to libfuse as they are. */
     options?: string[];
-    /** Seconds the kernel keeps a directory's attributes (our patch; attr_timeout covers the rest). */
+    /** Seconds the kernel keeps a directory's attributes (our patch; attr_timeout covers files with several names). */
     dirAttrTimeout?: number;
     /** Seconds the kernel keeps the attributes of a file with one name (our patch). */
     fileAttrTimeout?: number;

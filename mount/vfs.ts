@@ -109,6 +109,7 @@ export class Vfs {
   async readdir(path: string): Promise<{ name: string; attr: Attr }[]> {
     const { attr, entries } = await this.ns().call(nameApi.list, { path });
     this.attrs.put(path, attr);
+    this.attrs.listed(path, entries.map((entry) => entry.name));
     const parent = (path !== '/' && this.attrs.get(parentOf(path))) || attr;
     const out = [
       { name: '.', attr },
@@ -119,6 +120,19 @@ export class Vfs {
       out.push({ name: entry.name, attr: this.overlay(entry.attr) });
     }
     return out;
+  }
+
+  /**
+   * A change to names in directories. If it fails (EEXIST: another client made the name; or a timeout
+   * after the name server did it), this mount's idea of which names are there may be wrong: forget it.
+   */
+  private async changing<T>(paths: readonly string[], call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      for (const path of paths) this.attrs.forgetListing(parentOf(path));
+      throw err;
+    }
   }
 
   /** A name was made: it is in its directory's listing, if that is known. */
@@ -151,7 +165,7 @@ export class Vfs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<Attr> {
-    const attr = await this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid });
+    const attr = await this.changing([path], () => this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid }));
     this.touchedDirs(path);
     this.attrs.entryAdded(path);
     this.attrs.put(path, attr);
@@ -161,20 +175,22 @@ export class Vfs {
 
   /** mknod: fifos, sockets and device nodes are metadata only; a regular file is an empty file. */
   async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
-    const attr = await this.ns().call(nameApi.create, { path, mode, rdev, uid: caller.uid, gid: caller.gid, exclusive: true });
+    const attr = await this.changing([path], () => this.ns().call(nameApi.create, { path, mode, rdev, uid: caller.uid, gid: caller.gid, exclusive: true }));
     this.added(path);
     this.attrs.put(path, attr);
     return attr;
   }
 
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
-    const attr = await this.ns().call(nameApi.create, {
-      path,
-      mode: fileTypes.file | (mode & 0o7777),
-      uid: caller.uid,
-      gid: caller.gid,
-      exclusive: (flags & constants.O_EXCL) !== 0,
-    });
+    const attr = await this.changing([path], () =>
+      this.ns().call(nameApi.create, {
+        path,
+        mode: fileTypes.file | (mode & 0o7777),
+        uid: caller.uid,
+        gid: caller.gid,
+        exclusive: (flags & constants.O_EXCL) !== 0,
+      }),
+    );
     this.added(path);
     this.attrs.put(path, attr);
     let file = this.files.get(attr.ino);
@@ -303,13 +319,13 @@ export class Vfs {
   async unlink(path: string): Promise<void> {
     // The name server says which inode lost the name: its other names show a new link count at once,
     // even when this mount has not looked the name up lately.
-    const { ino } = await this.ns().call(nameApi.unlink, { path });
+    const { ino } = await this.changing([path], () => this.ns().call(nameApi.unlink, { path }));
     this.removed(path);
     this.attrs.forgetIno(ino);
   }
 
   async rmdir(path: string): Promise<void> {
-    await this.ns().call(nameApi.rmdir, { path });
+    await this.changing([path], () => this.ns().call(nameApi.rmdir, { path }));
     this.touchedDirs(path);
     this.attrs.forgetTree(path);
     this.attrs.entryRemoved(path);
@@ -319,7 +335,7 @@ export class Vfs {
     // Whether it is a directory that moves, as this mount last saw it (the kernel has just looked it up).
     const seen = this.attrs.get(from);
     const movingDir = !seen || seen.type === 'dir';
-    const { replaced } = await this.ns().call(nameApi.rename, { from, to });
+    const { replaced } = await this.changing([from, to], () => this.ns().call(nameApi.rename, { from, to }));
     if (movingDir) {
       this.attrs.forgetTree(from);
       this.attrs.forgetTree(to);
@@ -341,7 +357,7 @@ export class Vfs {
   }
 
   async link(existing: string, path: string): Promise<Attr> {
-    const attr = await this.ns().call(nameApi.link, { existing, path });
+    const attr = await this.changing([path], () => this.ns().call(nameApi.link, { existing, path }));
     this.added(path);
     this.attrs.forgetIno(attr.ino);
     this.attrs.put(path, attr);
@@ -349,7 +365,7 @@ export class Vfs {
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<Attr> {
-    const attr = await this.ns().call(nameApi.symlink, { path, target, uid: caller.uid, gid: caller.gid });
+    const attr = await this.changing([path], () => this.ns().call(nameApi.symlink, { path, target, uid: caller.uid, gid: caller.gid }));
     this.added(path);
     this.attrs.put(path, attr);
     return attr;

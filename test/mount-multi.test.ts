@@ -96,6 +96,11 @@ test.serial('a folder this mount just made answers "no such name" itself; anothe
   await run('mkdir second', { cwd: a.dir });
   await run('echo from-b > second/x', { cwd: b.dir });
   t.is(await run('ls second && cat second/x', { cwd: a.dir }), 'x\nfrom-b\n', 'a listing always asks');
+  // What A learns on the way counts at once: a name a listing showed, a name a create found taken.
+  t.is(await run('setfattr -n user.k -v 1 second/x && stat -c %s second/x', { cwd: a.dir }), '7\n');
+  await run('mkdir fourth', { cwd: a.dir });
+  await run('echo from-b > fourth/y', { cwd: b.dir });
+  t.is(await run('mkdir fourth/y 2>&1 | grep -c "File exists"; test -e fourth/y && echo there', { cwd: a.dir }), '1\nthere\n');
   // A's own changes in a folder it made show at once: a removed name is missing, a renamed one is there under its new name.
   t.is(
     await run('mkdir third && echo 1 > third/f1 && echo 2 > third/f2 && rm third/f1 && mv third/f2 third/g2 && ls third/f1 third/f2 2>&1 | wc -l && cat third/g2 && echo again > third/f1 && cat third/f1', { cwd: a.dir }),
