@@ -35,10 +35,18 @@ export async function startMount(
   at?: string,
 ): Promise<TestMount> {
   const dir = at ?? (await mkdtemp(join(tmpdir(), 'dfs-mnt-')));
-  const p = await spawnDaemon({
-    args: ['mount', dir, '--name-server', cluster.url, ...extraArgs],
-    env: { ...cluster.env, ...env },
-  });
+  let p: DaemonProcess;
+  try {
+    p = await spawnDaemon({
+      args: ['mount', dir, '--name-server', cluster.url, ...extraArgs],
+      env: { ...cluster.env, ...env },
+    });
+  } catch (err) {
+    // A mount process that died after mounting but before saying so leaves the kernel's mount behind.
+    await forceUnmount(dir);
+    if (!at) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
   const mount: TestMount = {
     dir,
     process: p,
