@@ -11,6 +11,8 @@ import fs, { type BigIntStats } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Fuse, { type FuseOps, type FuseStat, type Timespec } from 'fuse-native';
+import { fuseMountOptions } from '../mount/fuse-options.js';
+import { mountDefaults } from '../mount/index.js';
 
 const { values } = parseArgs({ options: { backing: { type: 'string' }, mount: { type: 'string' } } });
 if (!values.backing || !values.mount) {
@@ -95,15 +97,12 @@ const ops: FuseOps = {
 };
 
 const fuse = new Fuse(mountpoint, ops, {
-  // As the dfs mount (mount/index.ts): long timeouts, and the same libfuse options.
-  timeout: { default: 60_000, read: 180_000, write: 300_000, flush: 900_000, release: 900_000, fsync: 900_000, truncate: 900_000, ftruncate: 300_000 },
+  // As the dfs mount with its default caching.
+  ...fuseMountOptions(mountDefaults),
   allowOther: process.getuid?.() === 0,
   defaultPermissions: process.getuid?.() === 0,
   fsname: 'dfsbench-passthrough',
   subtype: 'passthrough',
-  options: ['big_writes', 'max_write=131072', 'max_read=131072', 'max_readahead=1048576', 'use_ino', 'readdir_ino', 'attr_timeout=0', 'entry_timeout=1', 'negative_timeout=0', 'auto_cache'],
-  dirAttrTimeout: 1,
-  fileAttrTimeout: 1,
 });
 
 fuse.mount((err) => {

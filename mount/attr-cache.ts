@@ -103,10 +103,7 @@ export class AttrCache {
 
   entryAdded(path: string): void {
     const { parent: dir, name } = parentAndName(path);
-    const listing = this.listings.get(dir)?.value;
-    if (!listing) return;
-    listing.add(name);
-    if (listing.size > MAX_LISTING_NAMES) this.listings.delete(dir);
+    this.listed(dir, [name]);
   }
 
   /** A listing of a directory whose names are kept: names other clients made there are in it too. */

@@ -6,6 +6,7 @@ import type { DfsClient } from '../client/dfs-client.js';
 import { announce, type Logger } from '../common/log.js';
 import { traceFuseOps } from './fuse-trace.js';
 import { fuseOps } from './fuse-adapter.js';
+import { fuseMountOptions } from './fuse-options.js';
 import { Vfs } from './vfs.js';
 
 export interface MountOptions {
@@ -30,21 +31,6 @@ export const mountDefaults = {
   entryTimeoutS: 1,
   /** 4 chunk uploads in flight: 16 MiB of unflushed data per mount at most, beyond the chunk being written. */
   uploadConcurrency: 4,
-};
-
-/**
- * Per-operation limits. Flush, release and fsync of a large file wait for its upload and commit, so they
- * get far more than fuse-native's 15 s default; remote calls inside have their own, shorter timeouts.
- */
-const OPERATION_TIMEOUTS = {
-  default: 60_000,
-  read: 180_000,
-  write: 300_000,
-  flush: 900_000,
-  release: 900_000,
-  fsync: 900_000,
-  truncate: 900_000,
-  ftruncate: 300_000,
 };
 
 export interface RunningMount {
@@ -96,32 +82,11 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
   let fuse: Fuse | undefined;
   const ops = traceFuseOps(fuseOps(vfs, () => fuse!, log));
   fuse = new Fuse(mountpoint, ops, {
-    timeout: OPERATION_TIMEOUTS,
+    ...fuseMountOptions(options),
     allowOther: options.allowOther,
     defaultPermissions: options.allowOther,
     fsname: 'dfs',
     subtype: 'dfs',
-    options: [
-      // Writes arrive 128 KiB at a time rather than 4 KiB (fuse-native has no flag for these).
-      'big_writes',
-      'max_write=131072',
-      'max_read=131072',
-      'max_readahead=1048576',
-      // Our inode numbers, so every name of a hard-linked file shows the same one.
-      'use_ino',
-      'readdir_ino',
-      // libfuse's one timeout for attributes is 0, for a hard-linked file's sake (one kernel inode per name):
-      // the patched binding gives directories and files with one name their own timeouts (below), and
-      // drops a file's attributes when it is opened or gets a second name. Names are trusted briefly;
-      // missing names are not.
-      'attr_timeout=0',
-      `entry_timeout=${options.entryTimeoutS}`,
-      'negative_timeout=0',
-      // Keep the page cache of a file across opens while its size and time do not change.
-      'auto_cache',
-    ],
-    dirAttrTimeout: options.entryTimeoutS,
-    fileAttrTimeout: options.attrTtlMs / 1000,
   });
   await new Promise<void>((resolvePromise, reject) => fuse!.mount((err) => (err ? reject(err) : resolvePromise())));
   announce(log, 'mounted', { mountpoint, chunkSize: vfs.chunkSize });

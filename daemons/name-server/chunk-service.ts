@@ -140,35 +140,23 @@ export class ChunkService {
     });
   }
 
-  /** The usual commit: the writer's receipts alone put every new chunk on enough live servers. */
-  private receiptsMeetQuorum(hashes: readonly string[], receipts: readonly Receipt[], quorum: number): boolean {
-    const holders = new Map<string, Set<string>>();
-    for (const r of receipts) {
-      if (!this.registry.isHolder(r.server)) continue;
-      let servers = holders.get(r.hash);
-      if (!servers) holders.set(r.hash, (servers = new Set()));
-      servers.add(r.server);
-    }
-    return hashes.every((hash) => !this.guards.isDropping(hash) && (holders.get(hash)?.size ?? 0) >= quorum);
-  }
-
   /**
    * Brings new chunks up to the write quorum of live copies, or throws CHUNKS_MISSING. The copies counted
-   * are those the database holds (committed) and those the writer has receipts for; a chunk being
+   * are those the writer has receipts for and those the database holds (committed); a chunk being
    * collected right now counts as absent.
    */
   private async ensureQuorum(fresh: ChunkRef[], receipts: readonly Receipt[]): Promise<void> {
     const quorum = this.writeQuorum();
     const hashes = fresh.map((c) => c.hash);
-    if (this.receiptsMeetQuorum(hashes, receipts, quorum)) return;
-    const [rows, holders] = await Promise.all([this.meta.read.getChunks(hashes), this.liveHolders(hashes)]);
     const copies = new Map<string, Set<string>>();
-    for (const hash of hashes) {
-      if (this.guards.isDropping(hash)) continue;
-      copies.set(hash, new Set(rows.has(hash) ? holders.get(hash) : []));
-    }
+    for (const hash of hashes) if (!this.guards.isDropping(hash)) copies.set(hash, new Set());
     for (const r of receipts) if (this.registry.isHolder(r.server)) copies.get(r.hash)?.add(r.server);
     const count = (hash: string): number => copies.get(hash)?.size ?? 0;
+    // The usual commit: the receipts alone put every chunk on the quorum, and the database is not read.
+    if (hashes.some((hash) => count(hash) < quorum)) {
+      const [rows, holders] = await Promise.all([this.meta.read.getChunks(hashes), this.liveHolders(hashes)]);
+      for (const [hash, servers] of copies) if (rows.has(hash)) for (const id of holders.get(hash) ?? []) servers.add(id);
+    }
     const absent = hashes.filter((hash) => count(hash) === 0);
     if (absent.length > 0) throw missingError(absent);
     const short = fresh.filter((c) => count(c.hash) < quorum);
