@@ -167,7 +167,11 @@ export class ChunkService {
       for (const r of receipts) await tx.addReplicas(r.hash, r.size, [r.server], gcAfter);
     });
     const failed = await this.replicator.ensure(short, quorum);
-    if (failed.length > 0) throw missingError(failed);
+    // No server has room for the copies the quorum lacks: uploading again cannot help, the cluster is full.
+    if (failed.length > 0 && failed.every((f) => f.code === 'ENOSPC')) {
+      throw new DfsError('ENOSPC', `no storage server has room for another copy of ${failed.length} chunk(s)`);
+    }
+    if (failed.length > 0) throw missingError(failed.map((f) => f.hash));
   }
 
   /** A file's attributes, chunk list with live locations, and whether every chunk has its copies. */

@@ -2,7 +2,7 @@ import { forEachLimited } from '../../common/limit.js';
 import type { Logger } from '../../common/log.js';
 import { DfsError } from '../../protocol/errors.js';
 import type { MetaStore } from './meta/store.js';
-import type { StorageRegistry } from './registry.js';
+import type { StorageNode, StorageRegistry } from './registry.js';
 import type { StorageCalls } from './storage-calls.js';
 
 export interface ReplicatorOptions {
@@ -104,15 +104,16 @@ export class Replicator {
   }
 
   /**
-   * Brings each chunk to at least `needed` live copies; returns the hashes that could not get there.
+   * Brings each chunk to at least `needed` live copies; returns the chunks that could not get there, each
+   * with the code of what stopped it (ENOSPC: every server that could take a copy is full).
    */
-  async ensure(chunks: readonly ChunkNeed[], needed: number): Promise<string[]> {
-    const failed: string[] = [];
+  async ensure(chunks: readonly ChunkNeed[], needed: number): Promise<{ hash: string; code: string }[]> {
+    const failed: { hash: string; code: string }[] = [];
     await forEachLimited(chunks, this.options.concurrency, async (chunk) => {
       try {
         await this.ensureOne(chunk, needed);
-      } catch {
-        failed.push(chunk.hash);
+      } catch (err) {
+        failed.push({ hash: chunk.hash, code: err instanceof DfsError ? err.code : 'EIO' });
       }
     });
     return failed;
@@ -137,6 +138,8 @@ export class Replicator {
 
   private async copyUntil(chunk: ChunkNeed, needed: number): Promise<void> {
     const tried = new Set<string>();
+    /** Every target tried so far refused the copy for want of room. */
+    let targetsFull = true;
     for (;;) {
       const holders = await this.liveHolders(chunk.hash);
       if (holders.length >= needed) return;
@@ -146,10 +149,18 @@ export class Replicator {
         .map((id) => this.registry.get(id)!)
         .sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive'));
       const exclude = new Set([...holders, ...tried]);
-      const [target] = this.registry.pickTargets(1, chunk.size, exclude);
+      let target: StorageNode | undefined;
+      try {
+        [target] = this.registry.pickTargets(1, chunk.size, exclude);
+      } catch (err) {
+        // No server left to try, and the ones tried were full: the cluster is out of room for this copy.
+        if (err instanceof DfsError && err.code === 'NO_STORAGE' && tried.size > 0 && targetsFull) throw new DfsError('ENOSPC', 'every storage server with room was tried');
+        throw err;
+      }
       if (!target) throw new DfsError('NO_STORAGE', 'no server to copy to');
       tried.add(target.id);
       let copied = false;
+      let refusedForRoom = false;
       for (const source of sources) {
         try {
           await this.calls.replicate(source.url, chunk.hash, target.url);
@@ -163,10 +174,12 @@ export class Replicator {
             await this.meta.write((tx) => tx.removeReplica(chunk.hash, source.id));
           } else if (code === 'ENOSPC' || code === 'UPSTREAM' || code === 'ETIMEDOUT') {
             // The target failed: try another target.
+            refusedForRoom = code === 'ENOSPC';
             break;
           }
         }
       }
+      if (!copied && !refusedForRoom) targetsFull = false;
       if (copied) {
         await this.meta.write((tx) => tx.addReplicas(chunk.hash, chunk.size, [target.id], 0));
         this.log.debug({ hash: chunk.hash, server: target.id }, 'copy made');
