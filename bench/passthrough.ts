@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import Fuse, { type FuseOps, type FuseStat, type Timespec } from 'fuse-native';
 import { fuseMountOptions } from '../mount/fuse-options.js';
 import { mountDefaults } from '../mount/index.js';
+import { setReadAhead } from '../mount/mountinfo.js';
 
 const { values } = parseArgs({ options: { backing: { type: 'string' }, mount: { type: 'string' } } });
 if (!values.backing || !values.mount) {
@@ -105,11 +106,13 @@ const fuse = new Fuse(mountpoint, ops, {
   subtype: 'passthrough',
 });
 
-fuse.mount((err) => {
+fuse.mount(async (err) => {
   if (err) {
     process.stderr.write(`passthrough: mount failed: ${err.message}\n`);
     process.exit(1);
   }
+  // The same kernel read-ahead as the dfs mount.
+  await setReadAhead(mountpoint);
   process.stdout.write(`${JSON.stringify({ msg: 'mounted', mountpoint, backing, pid: process.pid })}\n`);
 });
 

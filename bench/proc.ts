@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { isMounted, mountLine } from '../mount/mountinfo.js';
 
 /**
  * Process helpers of the benchmark harness and of the tests' multi-host harness (test/cluster/): run a
@@ -166,24 +167,6 @@ export async function peakRss(pid: number): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-function mountinfoEscape(path: string): string {
-  return path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-}
-
-/** The mountinfo line of a mount point, if mounted (reading it never touches the mount). */
-async function mountLine(dir: string): Promise<string[] | undefined> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const escaped = mountinfoEscape(dir);
-  return info
-    .split('\n')
-    .map((line) => line.split(' '))
-    .find((fields) => fields[4] === escaped);
-}
-
-export async function isMounted(dir: string): Promise<boolean> {
-  return (await mountLine(dir)) !== undefined;
 }
 
 /** Polls until `dir` is a mount point. */

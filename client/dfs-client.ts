@@ -2,7 +2,7 @@ import { DfsError } from '../protocol/errors.js';
 import { RouteClient } from '../protocol/http-client.js';
 import { nameApi, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ChunkRef, Receipt } from '../protocol/schemas.js';
-import { sha256 } from '../protocol/storage-client.js';
+import { sha256 } from '../common/sha256.js';
 import { TokenMinter } from '../protocol/token.js';
 import { ChunkIO, receiptsOf } from './chunk-io.js';
 import { forEachLimited } from '../common/limit.js';

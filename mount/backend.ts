@@ -4,7 +4,7 @@ import type { Logger } from '../common/log.js';
 import { DfsError } from '../protocol/errors.js';
 import { nameApi } from '../protocol/name-api.js';
 import type { Attr, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
-import { sha256Async } from '../protocol/storage-client.js';
+import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
 import type { FileBackend } from './open-file.js';
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import Fuse from 'fuse-native';
 import type { DfsClient } from '../client/dfs-client.js';
@@ -7,6 +7,7 @@ import { announce, type Logger } from '../common/log.js';
 import { traceFuseOps } from './fuse-trace.js';
 import { fuseOps } from './fuse-adapter.js';
 import { fuseMountOptions } from './fuse-options.js';
+import { isMounted, setReadAhead } from './mountinfo.js';
 import { Vfs } from './vfs.js';
 
 export interface MountOptions {
@@ -46,13 +47,6 @@ function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolvePromise, reject) => execFile(cmd, args, (err) => (err ? reject(err) : resolvePromise())));
 }
 
-/** Whether `path` is a mount point, per /proc/self/mountinfo (reading it never touches the mount). */
-async function isMounted(path: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const escaped = path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return info.split('\n').some((line) => line.split(' ')[4] === escaped);
-}
-
 /**
  * A mount left behind by a crashed mount process answers ENOTCONN: unmount it (lazily) before mounting.
  * A live mount of someone else's is left alone.
@@ -89,6 +83,7 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
     subtype: 'dfs',
   });
   await new Promise<void>((resolvePromise, reject) => fuse!.mount((err) => (err ? reject(err) : resolvePromise())));
+  if (!(await setReadAhead(mountpoint))) log.debug({ mountpoint }, 'kernel read-ahead left at its default (setting it needs root)');
   announce(log, 'mounted', { mountpoint, chunkSize: vfs.chunkSize });
 
   let unmounting: Promise<void> | undefined;

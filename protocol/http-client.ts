@@ -35,8 +35,6 @@ export interface HttpRequest {
   timeoutMs: number;
   /** Retry network failures (never application errors): only for idempotent calls. */
   retry: boolean;
-  /** Reads a successful reply's body as it arrives (default: gathered into one buffer at the end). */
-  receive?: (body: AsyncIterable<Buffer>) => Promise<Buffer>;
 }
 
 export interface HttpResponse {
@@ -73,7 +71,7 @@ async function exchange(url: string, req: HttpRequest): Promise<HttpResponse> {
         bodyTimeout: req.timeoutMs,
         signal: AbortSignal.timeout(req.timeoutMs),
       });
-      const body = res.statusCode < 400 && req.receive ? await req.receive(res.body) : Buffer.from(await res.body.arrayBuffer());
+      const body = await gather(res.body);
       if (res.statusCode >= 400) throw errorFromBody(body, res.statusCode, `${req.method} ${url}`);
       return { status: res.statusCode, body };
     } catch (err) {
@@ -85,6 +83,21 @@ async function exchange(url: string, req: HttpRequest): Promise<HttpResponse> {
       throw toDfsError(err, `${req.method} ${url}`);
     }
   }
+}
+
+/**
+ * A body in one buffer. Buffer.concat takes memory the allocator has (undici's own arrayBuffer() takes
+ * zeroed memory, whose fresh pages cost a 4 MiB chunk twice the copy), and a large body owns its memory,
+ * so it can move to another thread (sha256Moving).
+ */
+async function gather(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  let length = 0;
+  for await (const piece of body) {
+    pieces.push(piece);
+    length += piece.length;
+  }
+  return Buffer.concat(pieces, length);
 }
 
 /** Turns whatever a call threw into a DfsError: the server's own, or EIO/ETIMEDOUT/UPSTREAM. */

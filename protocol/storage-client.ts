@@ -1,5 +1,5 @@
-import { createHash, webcrypto, type Hash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { sha256Moving } from '../common/sha256.js';
 import { DfsError } from './errors.js';
 import { errorFromBody, httpExchange, keepAliveAgent, toDfsError } from './http-client.js';
 import { chunkPath, FORWARD_HEADER, StoreResult } from './storage-api.js';
@@ -12,15 +12,6 @@ import { chunkPath, FORWARD_HEADER, StoreResult } from './storage-api.js';
  * another, so it is no longer than that needs.
  */
 export const CHUNK_TIMEOUT_MS = 20_000;
-
-export function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/** SHA-256 off the main thread (WebCrypto runs it on the thread pool): hashing 4 MiB never stalls I/O. */
-export async function sha256Async(data: Uint8Array): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
-}
 
 export interface PutChunkOptions {
   token: string;
@@ -62,10 +53,8 @@ export interface GetChunkOptions {
 /** Fetches a chunk (or part of one). A whole chunk is checked against its hash: corrupt bytes are an EIO. */
 export async function getChunk(serverUrl: string, hash: string, options: GetChunkOptions): Promise<Buffer> {
   const url = new URL(chunkPath(hash), serverUrl).toString();
-  // A whole chunk is hashed piece by piece as it arrives: no second pass over it, and no copy for WebCrypto.
-  const hasher = options.range ? undefined : createHash('sha256');
   // No retry here: the caller fails over to the next replica at once.
-  const { body: data } = await httpExchange(url, {
+  const { body } = await httpExchange(url, {
     method: 'GET',
     timeoutMs: options.timeoutMs ?? CHUNK_TIMEOUT_MS,
     retry: false,
@@ -73,24 +62,12 @@ export async function getChunk(serverUrl: string, hash: string, options: GetChun
       authorization: `Bearer ${options.token}`,
       ...(options.range ? { range: `bytes=${options.range.start}-${options.range.end - 1}` } : {}),
     },
-    ...(hasher ? { receive: (body: AsyncIterable<Buffer>) => receiveHashed(body, hasher) } : {}),
   });
-  if (hasher && hasher.digest('hex') !== hash) {
-    throw new DfsError('HASH_MISMATCH', `${url}: served bytes do not match the chunk's hash`, { hash, url: serverUrl });
-  }
+  if (options.range) return body;
+  // The body owns its memory: a worker hashes it where it lies, off the main thread.
+  const { hash: actual, data } = await sha256Moving(body);
+  if (actual !== hash) throw new DfsError('HASH_MISMATCH', `${url}: served bytes do not match the chunk's hash`, { hash, url: serverUrl });
   return data;
-}
-
-/** Gathers a body into one buffer, feeding each piece to `hasher` as it arrives. */
-async function receiveHashed(body: AsyncIterable<Buffer>, hasher: Hash): Promise<Buffer> {
-  const pieces: Buffer[] = [];
-  let length = 0;
-  for await (const piece of body) {
-    hasher.update(piece);
-    pieces.push(piece);
-    length += piece.length;
-  }
-  return Buffer.concat(pieces, length);
 }
 
 /** Header a chain hop sets on the request it forwards, so only the head of the chain reports the chunk. */

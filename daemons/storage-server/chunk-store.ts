@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink, type 
 import { join } from 'node:path';
 import { DfsError } from '../../protocol/errors.js';
 import { HASH_PATTERN } from '../../protocol/schemas.js';
-import { sha256Async } from '../../protocol/storage-client.js';
+import { sha256Moving } from '../../common/sha256.js';
 
 export interface ChunkInfo {
   hash: string;
@@ -176,14 +176,16 @@ export class ChunkStore {
    */
   async readVerified(hash: string): Promise<Buffer> {
     const path = this.pathOf(hash);
-    let data: Buffer;
+    let read: Buffer;
     try {
-      data = await readFile(path);
+      read = await readFile(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DfsError('ENOENT', `chunk ${hash} is not here`);
       throw err;
     }
-    if ((await sha256Async(data)) !== hash) {
+    // readFile's buffer is the chunk's alone: a worker hashes it in place.
+    const { hash: actual, data } = await sha256Moving(read);
+    if (actual !== hash) {
       await this.quarantine(hash);
       this.onCorrupt?.(hash);
       throw new DfsError('HASH_MISMATCH', `chunk ${hash} is corrupt on this server`, { hash });
