@@ -16,9 +16,10 @@ export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** SHA-256 that does not stall the event loop on large inputs. */
+/** SHA-256 that does not stall the event loop on large inputs (bytes on shared memory: without a copy). */
 export function sha256Async(data: Uint8Array): Promise<string> {
   if (data.byteLength <= INLINE_BYTES) return Promise.resolve(sha256(data));
+  if (data.buffer instanceof SharedArrayBuffer) return hashWorkers.hash(data.buffer, data.byteOffset, data.byteLength).then((hashed) => hashed.hex);
   return webcrypto.subtle.digest('SHA-256', data).then((digest) => Buffer.from(digest).toString('hex'));
 }
 
@@ -31,13 +32,20 @@ export async function sha256Moving(data: Buffer): Promise<{ hash: string; data: 
   const buffer = data.buffer;
   const owned = buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength;
   if (!owned || data.byteLength <= INLINE_BYTES) return { hash: await sha256Async(data), data };
-  const hashed = await hashWorkers.hash(buffer);
-  return { hash: hashed.hex, data: Buffer.from(hashed.buffer) };
+  const { hex, returned } = await hashWorkers.hash(buffer, 0, buffer.byteLength);
+  if (!returned) throw new Error('the hash worker kept the bytes it was lent');
+  return { hash: hex, data: Buffer.from(returned) };
 }
 
+/** A buffer of `length` zeros on shared memory: sha256Async hashes it where it is, on a worker. */
+export function sharedBuffer(length: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(length));
+}
+
+/** A worker's answer: the hash, and lent (not shared) memory given back. */
 interface Hashed {
   hex: string;
-  buffer: ArrayBuffer;
+  returned?: ArrayBuffer;
 }
 
 interface Job {
@@ -48,9 +56,11 @@ interface Job {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-parentPort.on('message', ({ id, buffer }) => {
-  const hex = createHash('sha256').update(new Uint8Array(buffer)).digest('hex');
-  parentPort.postMessage({ id, hex, buffer }, [buffer]);
+parentPort.on('message', ({ id, buffer, offset, length }) => {
+  const hex = createHash('sha256').update(new Uint8Array(buffer, offset, length)).digest('hex');
+  // Lent memory goes back; shared memory never left.
+  if (buffer instanceof SharedArrayBuffer) parentPort.postMessage({ id, hex });
+  else parentPort.postMessage({ id, hex, returned: buffer }, [buffer]);
 });
 `;
 
@@ -64,11 +74,11 @@ class HashWorker {
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
     // An idle worker must not keep a process alive; a busy one must (someone awaits its answer).
     this.worker.unref();
-    this.worker.on('message', ({ id, hex, buffer }: Hashed & { id: number }) => {
+    this.worker.on('message', ({ id, ...hashed }: Hashed & { id: number }) => {
       const job = this.jobs.get(id);
       this.jobs.delete(id);
       if (this.jobs.size === 0) this.worker.unref();
-      job?.resolve({ hex, buffer });
+      job?.resolve(hashed);
     });
     const fail = (err: Error): void => {
       this.dead = true;
@@ -83,12 +93,14 @@ class HashWorker {
     return this.jobs.size;
   }
 
-  hash(buffer: ArrayBuffer): Promise<Hashed> {
+  hash(buffer: ArrayBuffer | SharedArrayBuffer, offset: number, length: number): Promise<Hashed> {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.jobs.set(id, { resolve, reject });
       if (this.jobs.size === 1) this.worker.ref();
-      this.worker.postMessage({ id, buffer }, [buffer]);
+      const message = { id, buffer, offset, length };
+      if (buffer instanceof ArrayBuffer) this.worker.postMessage(message, [buffer]);
+      else this.worker.postMessage(message);
     });
   }
 }
@@ -98,14 +110,14 @@ class HashWorkers {
   private workers: HashWorker[] = [];
   private readonly size = Math.max(1, Math.min(2, availableParallelism() - 1));
 
-  hash(buffer: ArrayBuffer): Promise<Hashed> {
+  hash(buffer: ArrayBuffer | SharedArrayBuffer, offset: number, length: number): Promise<Hashed> {
     this.workers = this.workers.filter((w) => !w.dead);
     let worker = this.workers.reduce<HashWorker | undefined>((best, w) => (best && best.pending <= w.pending ? best : w), undefined);
     if (!worker || (worker.pending > 0 && this.workers.length < this.size)) {
       worker = new HashWorker();
       this.workers.push(worker);
     }
-    return worker.hash(buffer);
+    return worker.hash(buffer, offset, length);
   }
 }
 
