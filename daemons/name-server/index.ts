@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import express from 'express';
 import { announce, type Logger } from '../../common/log.js';
-import { errorHandler, jsonBody, notFound } from '../../protocol/express.js';
+import { errorHandler, notFound } from '../../protocol/express.js';
+import { listen, RouteTable } from '../../protocol/route-table.js';
 import { fileTypes } from '../../protocol/schemas.js';
 import { nowNs } from '../../protocol/time.js';
 import { ChunkGuards } from './chunk-guards.js';
@@ -108,11 +108,10 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(jsonBody(64 * 1024 * 1024));
-  const router = express.Router();
-  fsRoutes(router, options.secret, namespace, chunks);
-  clusterRoutes(router, {
-    secret: options.secret,
+  // A commit of a very large file lists many chunks.
+  const routes = new RouteTable(options.secret, log, 64 * 1024 * 1024);
+  fsRoutes(routes, namespace, chunks);
+  clusterRoutes(routes, {
     meta,
     namespace,
     registry,
@@ -122,15 +121,9 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     chunkSize,
     activity: () => ({ copiesMade: replicator?.copiesMade ?? 0, copiesTrimmed: replicator?.copiesTrimmed ?? 0, deletes: collector?.deletesDone ?? 0 }),
   });
-  app.use(router);
   app.use(notFound);
   app.use(errorHandler(log));
-
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port, options.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-    s.on('error', reject);
-  });
-  server.keepAliveTimeout = 65_000;
+  const server = await listen(routes, app, options.port, options.host);
   const port = (server.address() as AddressInfo).port;
   const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
   registry.start();

@@ -1,11 +1,11 @@
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { announce, type Logger } from '../../common/log.js';
 import { ChunkStore } from './chunk-store.js';
 import { loadOrCreateServerId } from './identity.js';
 import { NameServerLink } from './name-server-link.js';
 import { storageRoutes } from './routes.js';
+import { listen } from '../../protocol/route-table.js';
 import { Scrubber } from './scrubber.js';
 
 export interface StorageServerOptions {
@@ -56,12 +56,8 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   const link = new NameServerLink(options.nameServerUrl, options.secret, identity, store, options.registerIntervalMs, options.log);
   store.onCorrupt = (hash) => link.reportCorrupt(hash);
   const scrubber = new Scrubber(store, options.scrubBytesPerSecond, options.log);
-  const app = storageRoutes({ id, url: identity.url, secret: options.secret, store, link, log: options.log, maxChunkBytes: options.maxChunkBytes });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port, options.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-    s.on('error', reject);
-  });
-  server.keepAliveTimeout = 65_000;
+  const { routes, app } = storageRoutes({ id, url: identity.url, secret: options.secret, store, link, log: options.log, maxChunkBytes: options.maxChunkBytes });
+  const server = await listen(routes, app, options.port, options.host);
   const port = (server.address() as AddressInfo).port;
   if (!url) url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
   announce(options.log, 'listening', { url, id, dataDir: options.dataDir, chunks: store.chunkCount });

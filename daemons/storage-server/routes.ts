@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { DfsError } from '../../protocol/errors.js';
-import { errorHandler, jsonBody, notFound, serve } from '../../protocol/express.js';
+import { errorHandler, notFound } from '../../protocol/express.js';
+import { RouteTable } from '../../protocol/route-table.js';
 import { HASH_PATTERN } from '../../protocol/schemas.js';
 import { FORWARD_HEADER, storageApi, type StoreResult } from '../../protocol/storage-api.js';
 import { openChunkUpload, putChunk, UPSTREAM_HEADER } from '../../protocol/storage-client.js';
@@ -25,8 +26,8 @@ const MAX_CHAIN = 8;
 /** A delete issued this long after a re-store still spares the chunk: allows for clock skew between hosts. */
 const CLOCK_SKEW_MS = 2_000;
 
-function hashParam(req: Request): string {
-  const hash = req.params.hash;
+function hashParam(params: Record<string, unknown>): string {
+  const hash = params.hash;
   if (typeof hash !== 'string' || !HASH_PATTERN.test(hash)) throw new DfsError('BAD_REQUEST', 'a chunk name is 64 lowercase hex digits');
   return hash;
 }
@@ -65,24 +66,27 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   return { start, end };
 }
 
-export function storageRoutes(deps: StorageRouteDeps): express.Express {
+/** The storage server's JSON routes, and the express app of its chunk streams. */
+export function storageRoutes(deps: StorageRouteDeps): { routes: RouteTable; app: express.Express } {
   const { id, secret, store, link, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Small JSON bodies only: chunk bytes go through the streaming routes below.
+  const routes = new RouteTable(secret, log, 4 * 1024);
 
-  serve(app, secret, storageApi.status, async () => {
+  routes.serve(storageApi.status, async () => {
     const space = await store.space();
     return { id, url: deps.url(), capacity: space.capacity, free: space.free, used: store.used, chunks: store.chunkCount };
   });
 
-  serve(app, secret, storageApi.dumpTree, async () => ({ id, chunks: await store.list() }));
+  routes.serve(storageApi.dumpTree, async () => ({ id, chunks: await store.list() }));
 
   // Store a chunk, and forward it down the chain as the bytes arrive (pipelined chain replication).
   app.put('/file/:hash', async (req: Request, res: Response, next: NextFunction) => {
     try {
       const claims = verifyToken(secret, bearer(req.headers.authorization), ['write']);
-      const hash = hashParam(req);
+      const hash = hashParam(req.params);
       const size = Number(req.headers['content-length']);
       if (!Number.isSafeInteger(size) || size < 0) throw new DfsError('BAD_REQUEST', 'content-length is required');
       if (size > deps.maxChunkBytes) throw new DfsError('PAYLOAD_TOO_LARGE', `a chunk is at most ${deps.maxChunkBytes} bytes`);
@@ -134,7 +138,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
   app.get('/file/:hash', async (req: Request, res: Response, next: NextFunction) => {
     try {
       verifyToken(secret, bearer(req.headers.authorization), ['client', 'replicate', 'admin']);
-      const hash = hashParam(req);
+      const hash = hashParam(req.params);
       const info = await store.info(hash);
       if (!info) throw new DfsError('ENOENT', `chunk ${hash} is not here`);
       const range = parseRange(req.headers.range, info.size);
@@ -156,8 +160,8 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
     }
   });
 
-  serve(app, secret, storageApi.deleteChunk, async (_input, { req, claims }) => {
-    const hash = hashParam(req);
+  routes.serve(storageApi.deleteChunk, async (_input, { params, claims }) => {
+    const hash = hashParam(params);
     if (claims?.hash !== hash) throw new DfsError('FORBIDDEN', 'this delete token is for another chunk');
     const deleted = await store.delete(hash, claims.iat - CLOCK_SKEW_MS);
     await link.forgetReports(hash);
@@ -165,8 +169,7 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
     return { deleted };
   });
 
-  app.use('/verify', jsonBody(4 * 1024));
-  serve(app, secret, storageApi.verify, async (input) => {
+  routes.serve(storageApi.verify, async (input) => {
     try {
       await store.readVerified(input.hash);
       return { ok: true };
@@ -176,16 +179,19 @@ export function storageRoutes(deps: StorageRouteDeps): express.Express {
     }
   });
 
-  app.use('/replicate', jsonBody(64 * 1024));
-  serve(app, secret, storageApi.replicate, async (input, { claims }) => {
-    if (claims?.hash !== input.hash) throw new DfsError('FORBIDDEN', 'this replicate token is for another chunk');
-    const data = await store.readVerified(input.hash);
-    return putChunk(input.target, input.hash, data, data.length, { token: input.writeToken });
-  });
+  routes.serve(
+    storageApi.replicate,
+    async (input, { claims }) => {
+      if (claims?.hash !== input.hash) throw new DfsError('FORBIDDEN', 'this replicate token is for another chunk');
+      const data = await store.readVerified(input.hash);
+      return putChunk(input.target, input.hash, data, data.length, { token: input.writeToken });
+    },
+    { bodyLimit: 64 * 1024 },
+  );
 
   app.use(notFound);
   app.use(errorHandler(log));
-  return app;
+  return { routes, app };
 }
 
 /**

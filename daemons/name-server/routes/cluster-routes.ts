@@ -1,5 +1,4 @@
-import type { Router } from 'express';
-import { serve } from '../../../protocol/express.js';
+import type { RouteTable } from '../../../protocol/route-table.js';
 import { nameApi, type ClusterStatus } from '../../../protocol/name-api.js';
 import type { ChunkService } from '../chunk-service.js';
 import type { MetaStore } from '../meta/store.js';
@@ -8,7 +7,6 @@ import type { StorageRegistry } from '../registry.js';
 import type { StorageCalls } from '../storage-calls.js';
 
 export interface ClusterRouteDeps {
-  secret: string;
   meta: MetaStore;
   namespace: Namespace;
   registry: StorageRegistry;
@@ -20,10 +18,10 @@ export interface ClusterRouteDeps {
 }
 
 /** Health, placement and the storage servers' side of the protocol. */
-export function clusterRoutes(router: Router, deps: ClusterRouteDeps): void {
-  const { secret, meta, registry, chunks, calls } = deps;
+export function clusterRoutes(routes: RouteTable, deps: ClusterRouteDeps): void {
+  const { meta, registry, chunks, calls } = deps;
 
-  serve(router, secret, nameApi.status, async (): Promise<ClusterStatus> => {
+  routes.serve(nameApi.status, async (): Promise<ClusterStatus> => {
     const [counts, replicaCounts] = await Promise.all([meta.read.counts(), meta.read.replicaCounts(registry.holderIds(), deps.replicas)]);
     const tree = deps.namespace.counts();
     const servers = registry.summary();
@@ -52,21 +50,21 @@ export function clusterRoutes(router: Router, deps: ClusterRouteDeps): void {
     };
   });
 
-  serve(router, secret, nameApi.available, (input) => {
+  routes.serve(nameApi.available, (input) => {
     const exclude = new Set((input.exclude ?? '').split(',').filter(Boolean));
     const count = input.count ?? deps.replicas;
     const servers = registry.pickTargets(count, input.size ?? deps.chunkSize, exclude, false).map((n) => ({ id: n.id, url: n.url }));
     return { token: calls.writeToken(true), servers, chunkSize: deps.chunkSize, replicas: deps.replicas };
   });
 
-  serve(router, secret, nameApi.register, async (input) => ({ chunkSize: deps.chunkSize, known: await registry.register(input) }));
+  routes.serve(nameApi.register, async (input) => ({ chunkSize: deps.chunkSize, known: await registry.register(input) }));
 
-  serve(router, secret, nameApi.chunksStored, async (input) => {
+  routes.serve(nameApi.chunksStored, async (input) => {
     await chunks.stored(input.chunks);
     return {};
   });
 
-  serve(router, secret, nameApi.chunksBad, async (input, { claims }) => ({ dropped: await chunks.badCopies(input.chunks, claims?.scope === 'storage') }));
+  routes.serve(nameApi.chunksBad, async (input, { claims }) => ({ dropped: await chunks.badCopies(input.chunks, claims?.scope === 'storage') }));
 
-  serve(router, secret, nameApi.chunksMissing, async (input) => ({ missing: await chunks.missing(input.hashes) }));
+  routes.serve(nameApi.chunksMissing, async (input) => ({ missing: await chunks.missing(input.hashes) }));
 }
