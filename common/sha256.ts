@@ -16,10 +16,9 @@ export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** SHA-256 that does not stall the event loop on large inputs (bytes on shared memory: without a copy). */
+/** SHA-256 that does not stall the event loop on large inputs. */
 export function sha256Async(data: Uint8Array): Promise<string> {
   if (data.byteLength <= INLINE_BYTES) return Promise.resolve(sha256(data));
-  if (data.buffer instanceof SharedArrayBuffer) return hashWorkers.hash(data.buffer, data.byteOffset, data.byteLength).then((hashed) => hashed.hex);
   return webcrypto.subtle.digest('SHA-256', data).then((digest) => Buffer.from(digest).toString('hex'));
 }
 
@@ -32,20 +31,14 @@ export async function sha256Moving(data: Buffer): Promise<{ hash: string; data: 
   const buffer = data.buffer;
   const owned = buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength;
   if (!owned || data.byteLength <= INLINE_BYTES) return { hash: await sha256Async(data), data };
-  const { hex, returned } = await hashWorkers.hash(buffer, 0, buffer.byteLength);
-  if (!returned) throw new Error('the hash worker kept the bytes it was lent');
+  const { hex, returned } = await hashWorkers.hash(buffer);
   return { hash: hex, data: Buffer.from(returned) };
 }
 
-/** A buffer of `length` zeros on shared memory: sha256Async hashes it where it is, on a worker. */
-export function sharedBuffer(length: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(length));
-}
-
-/** A worker's answer: the hash, and lent (not shared) memory given back. */
+/** A worker's answer: the hash, and the memory it was lent. */
 interface Hashed {
   hex: string;
-  returned?: ArrayBuffer;
+  returned: ArrayBuffer;
 }
 
 interface Job {
@@ -56,11 +49,9 @@ interface Job {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-parentPort.on('message', ({ id, buffer, offset, length }) => {
-  const hex = createHash('sha256').update(new Uint8Array(buffer, offset, length)).digest('hex');
-  // Lent memory goes back; shared memory never left.
-  if (buffer instanceof SharedArrayBuffer) parentPort.postMessage({ id, hex });
-  else parentPort.postMessage({ id, hex, returned: buffer }, [buffer]);
+parentPort.on('message', ({ id, buffer }) => {
+  const hex = createHash('sha256').update(new Uint8Array(buffer)).digest('hex');
+  parentPort.postMessage({ id, hex, returned: buffer }, [buffer]);
 });
 `;
 
@@ -93,14 +84,12 @@ class HashWorker {
     return this.jobs.size;
   }
 
-  hash(buffer: ArrayBuffer | SharedArrayBuffer, offset: number, length: number): Promise<Hashed> {
+  hash(buffer: ArrayBuffer): Promise<Hashed> {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.jobs.set(id, { resolve, reject });
       if (this.jobs.size === 1) this.worker.ref();
-      const message = { id, buffer, offset, length };
-      if (buffer instanceof ArrayBuffer) this.worker.postMessage(message, [buffer]);
-      else this.worker.postMessage(message);
+      this.worker.postMessage({ id, buffer }, [buffer]);
     });
   }
 }
@@ -110,14 +99,14 @@ class HashWorkers {
   private workers: HashWorker[] = [];
   private readonly size = Math.max(1, Math.min(2, availableParallelism() - 1));
 
-  hash(buffer: ArrayBuffer | SharedArrayBuffer, offset: number, length: number): Promise<Hashed> {
+  hash(buffer: ArrayBuffer): Promise<Hashed> {
     this.workers = this.workers.filter((w) => !w.dead);
     let worker = this.workers.reduce<HashWorker | undefined>((best, w) => (best && best.pending <= w.pending ? best : w), undefined);
     if (!worker || (worker.pending > 0 && this.workers.length < this.size)) {
       worker = new HashWorker();
       this.workers.push(worker);
     }
-    return worker.hash(buffer, offset, length);
+    return worker.hash(buffer);
   }
 }
 

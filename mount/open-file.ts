@@ -3,7 +3,6 @@ import { DfsError } from '../protocol/errors.js';
 import type { Attr, ChunkLocation, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
-import { sharedBuffer } from '../common/sha256.js';
 
 /** What an open file needs from the rest of the mount. */
 export interface FileBackend {
@@ -237,14 +236,14 @@ export class OpenFile {
       let data: Buffer;
       if (slot.kind === 'stored') {
         const content = await this.backend.readChunk(slot.hash, slot.servers, this.path);
-        data = dirtyBuffer(Math.max(MIN_BUFFER, slot.size));
+        data = Buffer.alloc(Math.max(MIN_BUFFER, slot.size));
         content.copy(data, 0, 0, slot.size);
       } else if (index > 0) {
         // A new chunk past the first of a file: most likely a large file written in order, which fills it.
         // One whole-chunk buffer costs less than growing one by doubling (copies, and garbage to collect).
-        data = dirtyBuffer(this.backend.chunkSize);
+        data = Buffer.alloc(this.backend.chunkSize);
       } else {
-        data = dirtyBuffer(Math.min(this.backend.chunkSize, Math.max(MIN_BUFFER, slot.size)));
+        data = Buffer.alloc(Math.min(this.backend.chunkSize, Math.max(MIN_BUFFER, slot.size)));
       }
       const dirty: DirtySlot = { kind: 'dirty', data, size: slot.size };
       this.slots[index] = dirty;
@@ -381,16 +380,8 @@ function forCache(data: Buffer): Buffer {
 function ensureCapacity(slot: DirtySlot, needed: number, chunkSize: number): void {
   if (needed > slot.size) slot.size = needed;
   if (slot.data.length >= needed) return;
-  const grown = dirtyBuffer(Math.min(chunkSize, Math.max(needed, slot.data.length * 2)));
+  const grown = Buffer.alloc(Math.min(chunkSize, Math.max(needed, slot.data.length * 2)));
   slot.data.copy(grown);
   slot.data = grown;
 }
 
-/**
- * Zeroed memory for changed bytes. Beyond the smallest buffers it is shared memory, which the hashing
- * worker reads where it is: hashing a written chunk then costs the main thread no copy (WebCrypto copied
- * each 4 MiB chunk first, a fifth of the mount's main thread in a large write).
- */
-function dirtyBuffer(length: number): Buffer {
-  return length > MIN_BUFFER ? sharedBuffer(length) : Buffer.alloc(length);
-}

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
-import { sha256, sha256Async, sha256Moving, sharedBuffer } from '../common/sha256.js';
+import { sha256, sha256Async, sha256Moving } from '../common/sha256.js';
 
 function reference(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
@@ -48,13 +48,4 @@ test('many concurrent hashes of different sizes each get their own answer', asyn
     moved.map((m) => sha256(m.data)),
     expected,
   );
-});
-
-test('bytes on shared memory are hashed on the worker and stay where they are, whole or in part', async (t) => {
-  const data = sharedBuffer(3 * 1024 * 1024 + 5);
-  randomBytes(data.length).copy(data);
-  const copy = Buffer.from(data);
-  t.is(await sha256Async(data), reference(copy));
-  t.true(data.equals(copy));
-  t.is(await sha256Async(data.subarray(100, 2_000_000)), reference(copy.subarray(100, 2_000_000)));
 });
