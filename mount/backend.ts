@@ -2,7 +2,7 @@ import type { DfsClient } from '../client/dfs-client.js';
 import { Semaphore } from '../common/semaphore.js';
 import type { Logger } from '../common/log.js';
 import { DfsError } from '../protocol/errors.js';
-import { nameApi } from '../protocol/name-api.js';
+import { nameApi, type AttrChanges } from '../protocol/name-api.js';
 import type { Attr, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
@@ -65,8 +65,9 @@ export class MountBackend implements FileBackend {
     this.cache.put(hash, data);
   }
 
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[]): Promise<Attr> {
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges): Promise<Attr> {
+    const input = { path, ino, chunks, size, receipts, ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}) };
     // A commit of a large file waits for the name server to copy chunks up to the quorum: allow for it.
-    return this.client.ns.call(nameApi.commit, { path, ino, chunks, size, receipts, ...(mtime ? { mtime } : {}) }, { timeoutMs: 300_000 });
+    return this.client.ns.call(nameApi.commit, input, { timeoutMs: 300_000 });
   }
 }

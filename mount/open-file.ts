@@ -1,5 +1,6 @@
 import { Mutex } from '../common/semaphore.js';
 import { DfsError } from '../protocol/errors.js';
+import type { AttrChanges } from '../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
@@ -20,7 +21,7 @@ export interface FileBackend {
   uploadSlot(): Promise<() => void>;
   /** Keeps a chunk's bytes in the cache (just written: reading it back costs nothing). */
   remember(hash: string, data: Buffer): void;
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[]): Promise<Attr>;
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges): Promise<Attr>;
 }
 
 /** A chunk of the file as this mount holds it. */
@@ -71,6 +72,8 @@ export class OpenFile {
   private lastWrite: string | undefined;
   /** Times set while the file had unflushed changes; they win over the time of the last write. */
   private mtimeOverride: string | undefined;
+  /** chmod, chown and atime changes made while the file had unflushed changes: the commit carries them. */
+  private attrChanges: AttrChanges = {};
   private readonly lock = new Mutex();
   /** An upload that failed in the background: the next write and flush report it. */
   private stickyError: unknown;
@@ -105,6 +108,26 @@ export class OpenFile {
 
   setTimes(mtime: string | undefined): void {
     if (this.dirty && mtime !== undefined) this.mtimeOverride = mtime;
+  }
+
+  /** Attribute changes stat should show while changes are unflushed. */
+  get pendingAttrs(): AttrChanges | undefined {
+    return this.dirty ? this.attrChanges : undefined;
+  }
+
+  /**
+   * Takes a chmod, chown or utimens to commit together with the unflushed content, if there is any: tar
+   * and rsync set a file's times, owner and mode just before they close it, and that is then one call to
+   * the name server, not four. False when nothing is unflushed: the caller changes them at once.
+   */
+  deferAttrs(changes: AttrChanges & { mtime?: string | undefined }): Promise<boolean> {
+    return this.lock.run(async () => {
+      if (!this.dirty) return false;
+      const { mtime, ...rest } = changes;
+      this.attrChanges = { ...this.attrChanges, ...rest };
+      if (mtime !== undefined) this.mtimeOverride = mtime;
+      return true;
+    });
   }
 
   async read(offset: number, length: number, out: Buffer): Promise<number> {
@@ -348,8 +371,9 @@ export class OpenFile {
     const mtime = this.mtimeOverride ?? this.lastWrite;
     for (let attempt = 1; ; attempt++) {
       try {
-        const attr = await this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts);
+        const attr = await this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges);
         this.receipts = [];
+        this.attrChanges = {};
         return attr;
       } catch (err) {
         if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;

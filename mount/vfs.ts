@@ -4,7 +4,7 @@ import type { Logger } from '../common/log.js';
 import { DfsError, fsError } from '../protocol/errors.js';
 import { nameApi, type ClusterStatus, type FileInfo } from '../protocol/name-api.js';
 import { parentAndName } from '../protocol/names.js';
-import { fileTypes, type Attr } from '../protocol/schemas.js';
+import { fileTypes, S_IFMT, type Attr } from '../protocol/schemas.js';
 import { nowNs } from '../protocol/time.js';
 import { AttrCache } from './attr-cache.js';
 import { MountBackend } from './backend.js';
@@ -81,11 +81,20 @@ export class Vfs {
     return this.client.ns;
   }
 
-  /** Attributes with what this mount has not flushed yet laid over them (size, modification time). */
+  /** Attributes with what this mount has not flushed yet laid over them (size, times, mode, owner). */
   private overlay(attr: Attr): Attr {
     const file = this.files.get(attr.ino);
     if (!file?.dirty) return attr;
-    return { ...attr, size: file.size, mtime: file.pendingMtime ?? attr.mtime };
+    const changes = file.pendingAttrs ?? {};
+    return {
+      ...attr,
+      size: file.size,
+      mtime: file.pendingMtime ?? attr.mtime,
+      ...(changes.mode !== undefined ? { mode: (attr.mode & S_IFMT) | changes.mode } : {}),
+      ...(changes.uid !== undefined ? { uid: changes.uid } : {}),
+      ...(changes.gid !== undefined ? { gid: changes.gid } : {}),
+      ...(changes.atime !== undefined ? { atime: changes.atime } : {}),
+    };
   }
 
   async getattr(path: string): Promise<Attr> {
@@ -376,6 +385,10 @@ export class Vfs {
   }
 
   private async setattr(path: string, patch: { mode?: number; uid?: number; gid?: number; atime?: string; mtime?: string }): Promise<void> {
+    // A file open here with unflushed content takes the change with that content, in its commit.
+    const cached = this.attrs.get(path);
+    const file = cached && this.files.get(cached.ino);
+    if (file && (await file.deferAttrs(patch))) return;
     const attr = await this.ns().call(nameApi.setattr, { path, ...patch });
     this.attrs.put(path, attr);
   }

@@ -10,6 +10,21 @@ const Empty = z.object({}).strict();
 const PathQuery = z.object({ path: AbsPath });
 const Owner = { uid: Uint.default(0), gid: Uint.default(0) };
 
+/**
+ * Attribute changes a commit carries: what chmod, chown and utimens did while the file was open with
+ * unwritten content (tar and rsync set them before they close). They take effect with the content.
+ */
+export const AttrChanges = z
+  .object({
+    /** Permission bits (and set-id, sticky); the type bits are kept. */
+    mode: Mode.optional(),
+    uid: Uint.optional(),
+    gid: Uint.optional(),
+    atime: NsTime.optional(),
+  })
+  .strict();
+export type AttrChanges = z.infer<typeof AttrChanges>;
+
 export const StorageSummary = z.object({
   id: z.string(),
   url: z.string(),
@@ -165,6 +180,7 @@ export const nameApi = {
       mtime: NsTime.optional(),
       /** Storage servers' receipts for chunks just uploaded: their copies count at once. */
       receipts: z.array(Receipt).max(1 << 16).optional(),
+      attrs: AttrChanges.optional(),
     }),
     output: Attr,
     auth: CLIENT,

@@ -1,5 +1,5 @@
 import { DfsError } from '../../protocol/errors.js';
-import type { FileInfo } from '../../protocol/name-api.js';
+import type { AttrChanges, FileInfo } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
 import type { ChunkGuards } from './chunk-guards.js';
@@ -76,7 +76,15 @@ export class ChunkService {
     });
   }
 
-  async commit(input: { path: string; ino?: number | undefined; chunks: ChunkRef[]; size: number; mtime?: string | undefined; receipts?: Receipt[] | undefined }): Promise<Attr> {
+  async commit(input: {
+    path: string;
+    ino?: number | undefined;
+    chunks: ChunkRef[];
+    size: number;
+    mtime?: string | undefined;
+    receipts?: Receipt[] | undefined;
+    attrs?: AttrChanges | undefined;
+  }): Promise<Attr> {
     // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
     // send the writer off to upload its chunks first).
     this.namespace.checkChunkList(input.path, input.chunks, input.size);
@@ -93,7 +101,7 @@ export class ChunkService {
       if (fresh.length > 0) await this.ensureQuorum(fresh, receipts);
       const gcAfter = Date.now() + this.options.uploadGraceMs;
       const placement: Mutation[] = groupReceipts(receipts).map(({ hash, size, servers }) => ({ kind: 'addReplicas', hash, size, servers, gcAfter }));
-      return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement);
+      return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement, input.attrs);
     } finally {
       this.guards.unpin(hashes);
     }

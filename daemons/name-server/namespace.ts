@@ -2,6 +2,7 @@ import type { Logger } from '../../common/log.js';
 import { DfsError, fsError } from '../../protocol/errors.js';
 import { checkName, splitPath } from '../../protocol/names.js';
 import { fileTypes, S_IFMT, typeOfMode, type Attr, type ChunkRef } from '../../protocol/schemas.js';
+import type { AttrChanges } from '../../protocol/name-api.js';
 import { nowNs } from '../../protocol/time.js';
 import { ROOT_INO, type InodePatch, type InodeRow, type MetaStore, type Mutation } from './meta/store.js';
 import { Tree } from './tree.js';
@@ -27,6 +28,16 @@ const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.'];
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
 const isDir = (mode: number): boolean => (mode & S_IFMT) === fileTypes.dir;
+
+/** The inode fields a chmod, chown or atime change sets (a mode keeps the inode's type bits). */
+function attrChanges(inode: InodeRow, changes: AttrChanges): InodePatch {
+  const next: InodePatch = {};
+  if (changes.mode !== undefined) next.mode = (inode.mode & S_IFMT) | (changes.mode & PERMISSION_BITS);
+  if (changes.uid !== undefined) next.uid = changes.uid;
+  if (changes.gid !== undefined) next.gid = changes.gid;
+  if (changes.atime !== undefined) next.atime = changes.atime;
+  return next;
+}
 const isFile = (mode: number): boolean => (mode & S_IFMT) === fileTypes.file;
 
 export function toAttr(row: InodeRow, hasXattrs = false): Attr {
@@ -416,11 +427,7 @@ export class Namespace {
         if (!isFile(inode.mode)) throw fsError('EINVAL', path);
       }
       const now = nowNs();
-      const next: InodePatch = { ctime: now };
-      if (patch.mode !== undefined) next.mode = (inode.mode & S_IFMT) | (patch.mode & PERMISSION_BITS);
-      if (patch.uid !== undefined) next.uid = patch.uid;
-      if (patch.gid !== undefined) next.gid = patch.gid;
-      if (patch.atime !== undefined) next.atime = patch.atime;
+      const next: InodePatch = { ctime: now, ...attrChanges(inode, patch) };
       if (patch.mtime !== undefined) next.mtime = patch.mtime;
       if (patch.size !== undefined) {
         if (inode.size !== 0) {
@@ -439,7 +446,15 @@ export class Namespace {
    * Replaces a file's content with a chunk list the caller has checked is held well enough (and pinned
    * against collection until this resolves).
    */
-  commit(path: string, ino: number | undefined, chunks: readonly ChunkRef[], size: number, mtime: string | undefined, placement: readonly Mutation[] = []): Promise<Attr> {
+  commit(
+    path: string,
+    ino: number | undefined,
+    chunks: readonly ChunkRef[],
+    size: number,
+    mtime: string | undefined,
+    placement: readonly Mutation[] = [],
+    attrs: AttrChanges = {},
+  ): Promise<Attr> {
     this.checkChunkList(path, chunks, size);
     return this.change((edit) => {
       const inode = ino !== undefined ? this.tree.get(ino) : this.resolve(path);
@@ -450,7 +465,7 @@ export class Namespace {
       // Copies the writer has receipts for are recorded first, in the same transaction.
       for (const m of placement) edit.raw(m);
       edit.setChunks(inode.ino, chunks);
-      edit.updateInode(inode.ino, { size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
+      edit.updateInode(inode.ino, { ...attrChanges(inode, attrs), size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
       return this.attr(inode);
       // A file's new content is what close() and fsync() wait for: on disk before the answer.
     }, true);
