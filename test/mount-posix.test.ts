@@ -232,6 +232,25 @@ test.serial('getfattr -d shows user.dfs.replicas and user.dfs.version; user.* at
   t.is(await run('getfattr --only-values -n user.note d', { cwd: other.dir }), 'two words');
 });
 
+test.serial('POSIX ACL attributes are answered "none" by the binding itself, so ls -l asks the mount once per entry, not twice', async (t) => {
+  const cluster = await startCluster(t);
+  const mnt = await startMount(t, cluster, [], { DFS_TRACE_FUSE: '1' });
+  await run('mkdir d && for i in $(seq 10); do echo $i > d/f$i; done', { cwd: mnt.dir });
+  const getxattrs = (): number => mnt.process.lines.filter((line) => line.includes('"trace":"fuse"') && line.includes('"op":"getxattr"')).length;
+  const before = getxattrs();
+  // ls -l asks every entry for security.selinux and system.posix_acl_access (folders for the default ACL too).
+  await run('ls -l d > /dev/null', { cwd: mnt.dir });
+  t.is(getxattrs() - before, 11, 'one call per entry and one for the folder: security.selinux');
+  const acl = await sh('getfattr -n system.posix_acl_access d/f1', { cwd: mnt.dir, env });
+  t.not(acl.code, 0);
+  t.regex(acl.stderr, /No such attribute/);
+  // dfs stores no ACL (it would not enforce one): setting one is refused, so "none" stays true.
+  const set = await sh('setfattr -n system.posix_acl_access -v 0x02000000 d/f1', { cwd: mnt.dir, env });
+  t.not(set.code, 0);
+  t.regex(set.stderr, /not supported|Invalid argument|Permission denied/i);
+  t.is(await run('cat d/f1', { cwd: mnt.dir }), '1\n');
+});
+
 test.serial('statfs: df shows a size and free space > 0, the cluster capacity over the replication factor', async (t) => {
   const { cluster, mnt } = await setup(t);
   const [size, avail] = (await run(`df -B1 --output=size,avail ${q(mnt.dir)} | tail -n 1`)).trim().split(/\s+/).map(Number);
