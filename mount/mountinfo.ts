@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 
 /** What /proc/self/mountinfo says of mount points. Reading it never touches the mount itself. */
 
@@ -33,6 +33,10 @@ export const READ_AHEAD_KIB = 1024;
  * writing to /sys does; returns false where it cannot, and the mount keeps the kernel's default.
  */
 export async function setReadAhead(dir: string, kib = READ_AHEAD_KIB): Promise<boolean> {
+  // The kernel sets the read-ahead from libfuse's answer to its INIT request, which may come after the
+  // mount call returns: a stat of the mount point waits for that answer (called from the mount's own
+  // process, it must not block the event loop that answers it: it does not, it is async).
+  await stat(dir).catch(() => undefined);
   const device = (await mountLine(dir))?.[2];
   if (!device || !/^\d+:\d+$/.test(device)) return false;
   try {
