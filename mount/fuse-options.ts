@@ -27,7 +27,8 @@ export function fuseMountOptions(caching: { entryTimeoutS: number; attrTtlMs: nu
       'big_writes',
       'max_write=131072',
       'max_read=131072',
-      'max_readahead=1048576',
+      // (Read-ahead: libfuse can only lower the kernel's 128 KiB, so the mount raises it itself once
+      // mounted: mountinfo.ts's setReadAhead.)
       // Our inode numbers, so every name of a hard-linked file shows the same one.
       'use_ino',
       'readdir_ino',

@@ -408,4 +408,3 @@ function ensureCapacity(slot: DirtySlot, needed: number, chunkSize: number): voi
   slot.data.copy(grown);
   slot.data = grown;
 }
-

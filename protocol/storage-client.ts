@@ -64,7 +64,7 @@ export async function getChunk(serverUrl: string, hash: string, options: GetChun
     },
   });
   if (options.range) return body;
-  // The body owns its memory: a worker hashes it where it lies, off the main thread.
+  // The body owns its memory: it is lent to a hashing worker (off the main thread), not copied.
   const { hash: actual, data } = await sha256Moving(body);
   if (actual !== hash) throw new DfsError('HASH_MISMATCH', `${url}: served bytes do not match the chunk's hash`, { hash, url: serverUrl });
   return data;

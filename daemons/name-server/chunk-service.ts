@@ -1,5 +1,6 @@
 import { DfsError } from '../../protocol/errors.js';
-import type { AttrChanges, FileInfo } from '../../protocol/name-api.js';
+import type { z } from 'zod';
+import type { FileInfo, nameApi } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
 import type { ChunkGuards } from './chunk-guards.js';
@@ -76,15 +77,7 @@ export class ChunkService {
     });
   }
 
-  async commit(input: {
-    path: string;
-    ino?: number | undefined;
-    chunks: ChunkRef[];
-    size: number;
-    mtime?: string | undefined;
-    receipts?: Receipt[] | undefined;
-    attrs?: AttrChanges | undefined;
-  }): Promise<Attr> {
+  async commit(input: z.output<typeof nameApi.commit.input>): Promise<Attr> {
     // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
     // send the writer off to upload its chunks first).
     this.namespace.checkChunkList(input.path, input.chunks, input.size);

@@ -183,7 +183,7 @@ export class ChunkStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DfsError('ENOENT', `chunk ${hash} is not here`);
       throw err;
     }
-    // readFile's buffer is the chunk's alone: a worker hashes it in place.
+    // readFile's buffer is the chunk's alone: it is lent to a hashing worker, not copied.
     const { hash: actual, data } = await sha256Moving(read);
     if (actual !== hash) {
       await this.quarantine(hash);

@@ -1,11 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { announce, type Logger } from '../../common/log.js';
+import { listen } from '../../protocol/route-table.js';
 import { ChunkStore } from './chunk-store.js';
 import { loadOrCreateServerId } from './identity.js';
 import { NameServerLink } from './name-server-link.js';
 import { storageRoutes } from './routes.js';
-import { listen } from '../../protocol/route-table.js';
 import { Scrubber } from './scrubber.js';
 
 export interface StorageServerOptions {
