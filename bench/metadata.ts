@@ -1,9 +1,11 @@
 /**
  * Name-server metadata benchmark: creates, stats, renames and lists per second over HTTP, with N
  * concurrent clients, against a real name server process (no storage servers needed for metadata).
- * Prints one JSON line per figure.
+ * Prints one JSON line per figure. First, creates and unlinks in a folder of their own bring the name
+ * server to a steady state (its code compiled, its SQLite WAL grown to full size), as a server that has
+ * been running is; they are printed as `warm-up …`, the figures of a cold start.
  *
- *   node dist/bench/metadata.js [--clients 8] [--ops 4000]
+ *   node dist/bench/metadata.js [--clients 8] [--ops 4000] [--warm-up 4000]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,6 +21,7 @@ const { values } = parseArgs({
   options: {
     clients: { type: 'string', default: '8' },
     ops: { type: 'string', default: '4000' },
+    'warm-up': { type: 'string', default: '4000' },
     sync: { type: 'string', default: 'full' },
     /** A folder for a CPU profile of the name server (open it in Chrome's DevTools or speedscope). */
     'cpu-prof': { type: 'string' },
@@ -42,6 +45,14 @@ async function phase(name: string, total: number, run: (client: RouteClient, i: 
   console.log(JSON.stringify({ bench: 'metadata', op: name, clients: pool.length, ops: total, seconds: Number(seconds.toFixed(3)), opsPerSec: Math.round(total / seconds) }));
 }
 
+/** Creates and unlinks in a folder of their own, before the figures; printed as `warm-up …` (a cold start). */
+async function warmUp(count: number, pool: RouteClient[]): Promise<void> {
+  if (count <= 0) return;
+  await pool[0]!.call(nameApi.mkdir, { path: '/warm' });
+  await phase('warm-up create', count, (client, i) => client.call(nameApi.create, { path: `/warm/w${i}` }), pool);
+  await phase('warm-up unlink', count, (client, i) => client.call(nameApi.unlink, { path: `/warm/w${i}` }), pool);
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'dfs-bench-meta-'));
   const secret = randomBytes(32).toString('hex');
@@ -57,10 +68,11 @@ async function main(): Promise<void> {
     await pool[0]!.call(nameApi.mkdir, { path: '/d' });
     for (let c = 0; c < 50; c++) await pool[0]!.call(nameApi.mkdir, { path: `/d/${c}` });
     const pathOf = (i: number): string => `/d/${i % 50}/f${i}`;
+    await warmUp(Number(values['warm-up']), pool);
     await phase('create', opsPerPhase, (client, i) => client.call(nameApi.create, { path: pathOf(i) }), pool);
     await phase('stat', opsPerPhase, (client, i) => client.call(nameApi.stat, { path: pathOf(i) }), pool);
     await phase('rename', opsPerPhase, (client, i) => client.call(nameApi.rename, { from: pathOf(i), to: `${pathOf(i)}.r` }), pool);
-    await phase('list', 500, (client, i) => client.call(nameApi.list, { path: `/d/${i % 50}` }), pool);
+    await phase('list', 2000, (client, i) => client.call(nameApi.list, { path: `/d/${i % 50}` }), pool);
     await phase('unlink', opsPerPhase, (client, i) => client.call(nameApi.unlink, { path: `${pathOf(i)}.r` }), pool);
   } finally {
     await ns.stop();
