@@ -33,6 +33,7 @@ export interface Summary {
 
 export const RATIOS: Array<[string, string]> = [
   ['dfs', 'moosefs'],
+  ['dfs', 'moosefs-fsync'],
   ['dfs', 'passthrough'],
 ];
 

@@ -35,6 +35,8 @@ const ALL_TARGETS: Record<string, () => Target> = {
   passthrough: () => passthroughTarget,
   dfs: () => dfsTarget(),
   moosefs: () => moosefsTarget(),
+  // Not in the default list: MooseFS with its chunkservers fsyncing, to compare durable writes with durable writes.
+  'moosefs-fsync': () => moosefsTarget({ fsync: true }),
 };
 
 const { values } = parseArgs({

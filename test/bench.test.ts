@@ -78,6 +78,10 @@ test('summaries take medians of valid figures only, and ratios of medians', (t) 
   t.is(s!.runs.dfs, '2/3');
   t.is(s!.ratios['dfs/moosefs'], 0.5);
   t.is(s!.ratios['dfs/passthrough'], null);
+  // A target that did not run has no ratio column; one that did has its own.
+  t.false('dfs/moosefs-fsync' in s!.ratios);
+  const [withFsync] = summarize([...figures, fig('moosefs-fsync', 1, 80)], ['dfs', 'moosefs', 'moosefs-fsync'], WORKLOADS);
+  t.is(withFsync!.ratios['dfs/moosefs-fsync'], 0.25);
   t.is(median([3, 1, 2]), 2);
   t.is(median([]), null);
 });

@@ -10,7 +10,10 @@ import type { RunningTarget, Target } from './target.js';
  * MooseFS (Debian's moosefs-master, -chunkserver, -client; bench/setup.sh installs them): a master and
  * chunkservers inside a network namespace of our own, mounted from the host with mfsmount, goal 2 on the
  * mount's root. Every daemon runs as root at nice 0 (MooseFS would renice itself to -19, an unfair edge
- * on a shared machine), with its files in one temp folder.
+ * on a shared machine), with its files in one temp folder. `fsync: true` (the `moosefs-fsync` target)
+ * sets the chunkservers' HDD_FSYNC_BEFORE_CLOSE, off by default: a chunk's bytes reach the disk before the
+ * chunkserver closes it, as dfs's storage servers fsync every chunk they store. By default MooseFS's
+ * writes, fsync included, end in the chunkservers' page cache.
  */
 
 const EMPTY_METADATA = '/var/lib/mfs/metadata.mfs.empty';
@@ -24,11 +27,11 @@ function config(lines: Record<string, string | number>): string {
 
 let instances = 0;
 
-export function moosefsTarget(options: { chunkservers?: number; goal?: number } = {}): Target {
+export function moosefsTarget(options: { chunkservers?: number; goal?: number; fsync?: boolean } = {}): Target {
   const chunkservers = options.chunkservers ?? 3;
   const goal = options.goal ?? 2;
   return {
-    name: 'moosefs',
+    name: options.fsync ? 'moosefs-fsync' : 'moosefs',
     async start(): Promise<RunningTarget> {
       if (process.getuid?.() !== 0) throw new Error('the MooseFS target needs root (a network namespace, mounts)');
       for (const bin of ['mfsmaster', 'mfschunkserver', 'mfsmount', 'mfssetgoal']) {
@@ -101,6 +104,7 @@ export function moosefsTarget(options: { chunkservers?: number; goal?: number } 
               BIND_HOST: ns.nsAddr,
               CSSERV_LISTEN_HOST: ns.nsAddr,
               CSSERV_LISTEN_PORT: 9422 + 10 * i,
+              ...(options.fsync ? { HDD_FSYNC_BEFORE_CLOSE: 1 } : {}),
             }),
           );
           const [cmd, args] = ns.exec('mfschunkserver', ['-c', join(dir, 'mfschunkserver.cfg'), '-f']);
@@ -129,7 +133,7 @@ export function moosefsTarget(options: { chunkservers?: number; goal?: number } 
           { role: 'mfsmaster', pid: master.pid },
           ...servers.map((s, i) => ({ role: `mfschunkserver-${i}`, pid: s.pid })),
         ],
-        info: { version, namespace: ns.name, master: `${ns.nsAddr}:${MASTER_CLIENT_PORT}`, chunkservers, goal },
+        info: { version, namespace: ns.name, master: `${ns.nsAddr}:${MASTER_CLIENT_PORT}`, chunkservers, goal, fsyncBeforeClose: options.fsync ?? false },
         diagnose: async () => {
           const parts: string[] = [];
           for (const name of ['mfsmount', 'mfsmaster', ...servers.map((_, i) => `mfschunkserver-${i}`)]) {
