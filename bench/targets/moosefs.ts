@@ -11,9 +11,9 @@ import type { RunningTarget, Target } from './target.js';
  * chunkservers inside a network namespace of our own, mounted from the host with mfsmount, goal 2 on the
  * mount's root. Every daemon runs as root at nice 0 (MooseFS would renice itself to -19, an unfair edge
  * on a shared machine), with its files in one temp folder. `fsync: true` (the `moosefs-fsync` target)
- * sets the chunkservers' HDD_FSYNC_BEFORE_CLOSE, off by default: a chunk's bytes reach the disk before the
- * chunkserver closes it, as dfs's storage servers fsync every chunk they store. By default MooseFS's
- * writes, fsync included, end in the chunkservers' page cache.
+ * sets the chunkservers' HDD_FSYNC_BEFORE_CLOSE, off by default: they fsync a chunk when they close it.
+ * Without it MooseFS's writes, fsync included, end in the chunkservers' page cache. (Measured here, that
+ * close comes after the client's fsync has returned; dfs fsyncs every copy before it acknowledges.)
  */
 
 const EMPTY_METADATA = '/var/lib/mfs/metadata.mfs.empty';
