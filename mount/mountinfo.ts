@@ -34,8 +34,8 @@ export const READ_AHEAD_KIB = 1024;
  */
 export async function setReadAhead(dir: string, kib = READ_AHEAD_KIB): Promise<boolean> {
   // The kernel sets the read-ahead from libfuse's answer to its INIT request, which may come after the
-  // mount call returns: a stat of the mount point waits for that answer (called from the mount's own
-  // process, it must not block the event loop that answers it: it does not, it is async).
+  // mount call returns, and would undo a value set before it. A stat of the mount point waits for that
+  // answer. (It is async: the mount process's own event loop answers the stat.)
   await stat(dir).catch(() => undefined);
   const device = (await mountLine(dir))?.[2];
   if (!device || !/^\d+:\d+$/.test(device)) return false;

@@ -2,9 +2,9 @@ import { constants } from 'node:fs';
 import type { DfsClient } from '../client/dfs-client.js';
 import type { Logger } from '../common/log.js';
 import { DfsError, fsError } from '../protocol/errors.js';
-import { nameApi, type ClusterStatus, type FileInfo } from '../protocol/name-api.js';
+import { changedFields, nameApi, type ClusterStatus, type FileInfo } from '../protocol/name-api.js';
 import { parentAndName } from '../protocol/names.js';
-import { fileTypes, S_IFMT, type Attr } from '../protocol/schemas.js';
+import { fileTypes, type Attr } from '../protocol/schemas.js';
 import { nowNs } from '../protocol/time.js';
 import { AttrCache } from './attr-cache.js';
 import { MountBackend } from './backend.js';
@@ -85,16 +85,7 @@ export class Vfs {
   private overlay(attr: Attr): Attr {
     const file = this.files.get(attr.ino);
     if (!file?.dirty) return attr;
-    const changes = file.pendingAttrs ?? {};
-    return {
-      ...attr,
-      size: file.size,
-      mtime: file.pendingMtime ?? attr.mtime,
-      ...(changes.mode !== undefined ? { mode: (attr.mode & S_IFMT) | changes.mode } : {}),
-      ...(changes.uid !== undefined ? { uid: changes.uid } : {}),
-      ...(changes.gid !== undefined ? { gid: changes.gid } : {}),
-      ...(changes.atime !== undefined ? { atime: changes.atime } : {}),
-    };
+    return { ...attr, size: file.size, mtime: file.pendingMtime ?? attr.mtime, ...changedFields(attr, file.pendingAttrs ?? {}) };
   }
 
   async getattr(path: string): Promise<Attr> {

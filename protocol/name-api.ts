@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { route } from './contract.js';
-import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, Mode, NsTime, Receipt, ServerRef, StorageState, Uint } from './schemas.js';
+import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
 
 /** Name-server routes. Namespace calls are by path, since FUSE 2 is path-based. */
 
@@ -24,6 +24,19 @@ export const AttrChanges = z
   })
   .strict();
 export type AttrChanges = z.infer<typeof AttrChanges>;
+
+/**
+ * The fields `changes` sets on an inode or its attributes: a new mode keeps the type bits `current` has.
+ * The name server applies it at commit; a mount lays it over what it shows until then.
+ */
+export function changedFields(current: { mode: number }, changes: AttrChanges): { mode?: number; uid?: number; gid?: number; atime?: string } {
+  const next: { mode?: number; uid?: number; gid?: number; atime?: string } = {};
+  if (changes.mode !== undefined) next.mode = (current.mode & S_IFMT) | (changes.mode & PERMISSION_BITS);
+  if (changes.uid !== undefined) next.uid = changes.uid;
+  if (changes.gid !== undefined) next.gid = changes.gid;
+  if (changes.atime !== undefined) next.atime = changes.atime;
+  return next;
+}
 
 export const StorageSummary = z.object({
   id: z.string(),

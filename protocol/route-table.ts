@@ -199,7 +199,8 @@ export async function listen(routes: RouteTable, app: Express, port: number, hos
     if (!routes.handle(req, res)) app(req, res);
   });
   await new Promise<void>((resolve, reject) => {
-    // Only a failure to listen matters; once listening, a late error event must not go unheard (a throw).
+    // Rejects on a failure to listen. The handler stays: a later error event with no handler would be
+    // thrown, and end the daemon.
     server.on('error', reject);
     server.listen(port, host, () => resolve());
   });

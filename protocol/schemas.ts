@@ -14,6 +14,8 @@ export const Mode = z.number().int().min(0).max(0o177777);
 
 /** File types, as st_mode's S_IFMT bits name them. */
 export const S_IFMT = 0o170000;
+/** The permission, set-id and sticky bits of st_mode. */
+export const PERMISSION_BITS = 0o7777;
 export const fileTypes = {
   file: 0o100000,
   dir: 0o040000,

@@ -86,7 +86,7 @@ test('a small file goes to both of its replicas at once, without asking first wh
   t.is(await sha(join(mount.dir, 'small.bin')), await sha(local));
 });
 
-test('tar -xp sets each file mode, owner and times with its content: one commit per file, no setattr call', async (t) => {
+test('tar -xp sets each file mode, owner and times with its content: one commit per file, no setattr for the files', async (t) => {
   const cluster = await startCluster(t);
   const mount = await startMount(t, cluster, [], { DFS_TRACE_HTTP: '1' });
   const calls = (route: string): number => mount.process.lines.filter((line) => line.startsWith('{"trace"') && line.includes(`"url":"${cluster.url}${route}"`)).length;

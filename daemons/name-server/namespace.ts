@@ -1,8 +1,8 @@
 import type { Logger } from '../../common/log.js';
 import { DfsError, fsError } from '../../protocol/errors.js';
 import { checkName, splitPath } from '../../protocol/names.js';
-import { fileTypes, S_IFMT, typeOfMode, type Attr, type ChunkRef } from '../../protocol/schemas.js';
-import type { AttrChanges } from '../../protocol/name-api.js';
+import { fileTypes, PERMISSION_BITS, S_IFMT, typeOfMode, type Attr, type ChunkRef } from '../../protocol/schemas.js';
+import { changedFields, type AttrChanges } from '../../protocol/name-api.js';
 import { nowNs } from '../../protocol/time.js';
 import { ROOT_INO, type InodePatch, type InodeRow, type MetaStore, type Mutation } from './meta/store.js';
 import { Tree } from './tree.js';
@@ -18,7 +18,6 @@ export interface NamespaceOptions {
   chunkSize: number;
 }
 
-const PERMISSION_BITS = 0o7777;
 const S_ISGID = 0o2000;
 /** Longest xattr name and value, as Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX. */
 const XATTR_NAME_MAX = 255;
@@ -28,16 +27,6 @@ const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.'];
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
 const isDir = (mode: number): boolean => (mode & S_IFMT) === fileTypes.dir;
-
-/** The inode fields a chmod, chown or atime change sets (a mode keeps the inode's type bits). */
-function attrChanges(inode: InodeRow, changes: AttrChanges): InodePatch {
-  const next: InodePatch = {};
-  if (changes.mode !== undefined) next.mode = (inode.mode & S_IFMT) | (changes.mode & PERMISSION_BITS);
-  if (changes.uid !== undefined) next.uid = changes.uid;
-  if (changes.gid !== undefined) next.gid = changes.gid;
-  if (changes.atime !== undefined) next.atime = changes.atime;
-  return next;
-}
 const isFile = (mode: number): boolean => (mode & S_IFMT) === fileTypes.file;
 
 export function toAttr(row: InodeRow, hasXattrs = false): Attr {
@@ -427,7 +416,7 @@ export class Namespace {
         if (!isFile(inode.mode)) throw fsError('EINVAL', path);
       }
       const now = nowNs();
-      const next: InodePatch = { ctime: now, ...attrChanges(inode, patch) };
+      const next: InodePatch = { ctime: now, ...changedFields(inode, patch) };
       if (patch.mtime !== undefined) next.mtime = patch.mtime;
       if (patch.size !== undefined) {
         if (inode.size !== 0) {
@@ -465,7 +454,7 @@ export class Namespace {
       // Copies the writer has receipts for are recorded first, in the same transaction.
       for (const m of placement) edit.raw(m);
       edit.setChunks(inode.ino, chunks);
-      edit.updateInode(inode.ino, { ...attrChanges(inode, attrs), size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
+      edit.updateInode(inode.ino, { ...changedFields(inode, attrs), size, version: inode.version + 1, mtime: mtime ?? now, ctime: now });
       return this.attr(inode);
       // A file's new content is what close() and fsync() wait for: on disk before the answer.
     }, true);
