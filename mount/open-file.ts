@@ -93,9 +93,13 @@ export class OpenFile {
     this.slots = chunks.map((c) => ({ kind: 'stored', hash: c.hash, size: c.size, servers: c.servers }));
   }
 
-  /** Takes a newer committed version (another client's close) if nothing here is unflushed. */
+  /**
+   * Takes a newer committed version (another client's close) if nothing here is unflushed. An older one is
+   * ignored: an open whose lookup left before this file's last commit answers with the version before it,
+   * and taking that would make the next append drop what the commit wrote.
+   */
   refresh(attr: Attr, chunks: readonly ChunkLocation[]): void {
-    if (this.dirty || attr.version === this.attr.version) return;
+    if (this.dirty || attr.version <= this.attr.version) return;
     this.attr = attr;
     this.size = attr.size;
     this.slots = chunks.map((c) => ({ kind: 'stored', hash: c.hash, size: c.size, servers: c.servers }));
