@@ -105,3 +105,37 @@ test('8 concurrent clients: own files intact, a shared file ends as exactly the 
   );
   t.pass();
 });
+
+test('a file info read while commits land pairs the attributes with the chunk list of the same version', async (t) => {
+  const cluster = await startCluster(t);
+  const client = cluster.client;
+  // Two chunk lists the cluster already holds, of different sizes: commits of them move no bytes.
+  await client.writeFile('/short', bufferSource(randomBlob(1_000).data));
+  await client.writeFile('/long', bufferSource(randomBlob(3_000).data));
+  const lists = [(await client.info('/short')).chunks, (await client.info('/long')).chunks].map((chunks) => chunks.map((c) => ({ hash: c.hash, size: c.size })));
+  await client.writeFile('/f', bufferSource(Buffer.alloc(0)));
+  const sizeOf = (list: { size: number }[]): number => list.reduce((sum, c) => sum + c.size, 0);
+  let committing = true;
+  const mismatches: string[] = [];
+  let reads = 0;
+  const readers = Array.from({ length: 6 }, async () => {
+    while (committing) {
+      const info = await client.info('/f');
+      reads++;
+      const listed = info.chunks.reduce((sum, c) => sum + c.size, 0);
+      if (info.attr.size !== listed) mismatches.push(`version ${info.attr.version}: size ${info.attr.size}, chunks of ${listed} bytes`);
+    }
+  });
+  try {
+    for (let i = 0; i < 300; i++) {
+      const list = lists[i % 2]!;
+      await client.ns.call(nameApi.commit, { path: '/f', chunks: list, size: sizeOf(list) });
+    }
+  } finally {
+    committing = false;
+    await Promise.all(readers);
+  }
+  t.log(`${reads} reads during 300 commits`);
+  t.true(reads > 300);
+  t.deepEqual(mismatches.slice(0, 5), []);
+});

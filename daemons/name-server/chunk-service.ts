@@ -84,7 +84,7 @@ export class ChunkService {
     const ino = input.ino ?? this.namespace.inode(input.path).ino;
     // An empty file has no chunks (each holds at least a byte): a new file's first commit reads nothing.
     const empty = this.namespace.inodeByNumber(ino)?.size === 0;
-    const old = new Set(empty ? [] : (await this.meta.read.fileChunks(ino)).map((c) => c.hash));
+    const old = new Set(empty ? [] : (await this.meta.read.fileChunks(ino)).chunks.map((c) => c.hash));
     const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash));
     const hashes = fresh.map((c) => c.hash);
     // Pinned from before the check until the commit is durable: no collection can take them in between.

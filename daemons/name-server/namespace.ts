@@ -26,6 +26,8 @@ const XATTR_SIZE_MAX = 65536;
 const XATTR_NAMESPACES = ['user.', 'trusted.', 'security.'];
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
+/** Reads of a file's chunk list before giving up on one that never matches its attributes. */
+const CONSISTENT_READ_ATTEMPTS = 50;
 const isDir = (mode: number): boolean => (mode & S_IFMT) === fileTypes.dir;
 const isFile = (mode: number): boolean => (mode & S_IFMT) === fileTypes.file;
 
@@ -226,10 +228,22 @@ export class Namespace {
     return inode.target;
   }
 
+  /**
+   * A file's attributes and the chunk list of that same version. The tree runs ahead of the database
+   * while a change is being made durable, and a commit may land while the list is read: a list of another
+   * version than the attributes (an append's new size with the old list, or the reverse) is read again once
+   * the writes under way are done.
+   */
   async fileChunks(path: string): Promise<{ inode: InodeRow; chunks: ChunkRef[] }> {
-    const inode = this.resolve(path);
-    if (isDir(inode.mode)) throw fsError('EISDIR', path);
-    return { inode: { ...inode }, chunks: await this.meta.read.fileChunks(inode.ino) };
+    for (let attempt = 1; ; attempt++) {
+      const inode = this.resolve(path);
+      if (isDir(inode.mode)) throw fsError('EISDIR', path);
+      const seen = { ...inode };
+      const stored = await this.meta.read.fileChunks(seen.ino);
+      if (stored.version === seen.version) return { inode: seen, chunks: stored.chunks };
+      if (attempt >= CONSISTENT_READ_ATTEMPTS) throw new DfsError('EBUSY', `${path} changed on every one of ${attempt} reads`);
+      await this.meta.written();
+    }
   }
 
   mkdir(path: string, mode: number, uid: number, gid: number, parents: boolean): Promise<Attr> {

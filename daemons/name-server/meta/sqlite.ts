@@ -123,8 +123,14 @@ class SqliteReader implements MetaReader {
     return (await this.db.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]))?.value;
   }
 
-  fileChunks(ino: number): Promise<ChunkRef[]> {
-    return this.db.all<ChunkRef>('SELECT hash, size FROM file_chunks WHERE ino = ? ORDER BY idx', [ino]);
+  async fileChunks(ino: number): Promise<{ version: number | undefined; chunks: ChunkRef[] }> {
+    // One statement: the version and the list come from the same snapshot.
+    const rows = await this.db.all<{ version: number; hash: string | null; size: number | null }>(
+      'SELECT i.version, f.hash, f.size FROM inodes i LEFT JOIN file_chunks f ON f.ino = i.ino WHERE i.ino = ? ORDER BY f.idx',
+      [ino],
+    );
+    const chunks = rows.flatMap((r) => (r.hash === null || r.size === null ? [] : [{ hash: r.hash, size: r.size }]));
+    return { version: rows[0]?.version, chunks };
   }
 
   async getChunks(hashes: readonly string[]): Promise<Map<string, ChunkRow>> {
@@ -321,6 +327,8 @@ type QueuedWrite =
  */
 export class SqliteMetaStore implements MetaStore {
   private readonly queue: QueuedWrite[] = [];
+  /** Settles with the last write queued. */
+  private lastQueued: Promise<void> = Promise.resolve();
   private draining = false;
   private closed = false;
   /** After a failed transaction: namespace mutations are refused until the namespace has reloaded. */
@@ -376,6 +384,11 @@ export class SqliteMetaStore implements MetaStore {
     if (this.mode === 'data') await this.syncWal();
   }
 
+  written(): Promise<void> {
+    // Groups run in order: once the last write queued settles, every one before it has too.
+    return this.lastQueued;
+  }
+
   /** fsyncs the WAL: every transaction committed before this call survives power loss. */
   private async syncWal(): Promise<void> {
     if (this.walSyncTimer) clearTimeout(this.walSyncTimer);
@@ -401,10 +414,15 @@ export class SqliteMetaStore implements MetaStore {
 
   private enqueue(entry: { kind: 'fn'; fn: (tx: MetaTx) => Promise<unknown> } | { kind: 'mutations'; mutations: readonly Mutation[]; durable: boolean }): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('metadata store is closed'));
-    return new Promise((resolve, reject) => {
+    const queued = new Promise((resolve, reject) => {
       this.queue.push({ ...entry, resolve, reject } as QueuedWrite);
       if (!this.draining) void this.drain();
     });
+    this.lastQueued = queued.then(
+      () => undefined,
+      () => undefined,
+    );
+    return queued;
   }
 
   /** Group commit: every write queued while the last commit ran goes into the next transaction. */

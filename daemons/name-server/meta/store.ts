@@ -96,7 +96,11 @@ export interface ReplicaCounts {
 /** Reads of chunk and placement state, inside or outside a write transaction. */
 export interface MetaReader {
   getMeta(key: string): Promise<string | undefined>;
-  fileChunks(ino: number): Promise<ChunkRef[]>;
+  /**
+   * A file's chunk list and the inode version it belongs to, read together (one snapshot); no version
+   * when the database does not have the inode yet.
+   */
+  fileChunks(ino: number): Promise<{ version: number | undefined; chunks: ChunkRef[] }>;
   getChunks(hashes: readonly string[]): Promise<Map<string, ChunkRow>>;
   /** Server ids holding each chunk (all of them, live or not). */
   replicaServers(hashes: readonly string[]): Promise<Map<string, string[]>>;
@@ -149,6 +153,8 @@ export interface MetaStore {
   apply(mutations: readonly Mutation[], options?: { durable?: boolean }): Promise<void>;
   /** Makes every change resolved so far durable. */
   sync(): Promise<void>;
+  /** Resolves once every write queued so far has been committed or has failed. */
+  written(): Promise<void>;
   /** Accepts namespace mutations again after a failure. */
   resume(): void;
   /** Runs chunk and placement bookkeeping in a transaction, in order with namespace mutations. */
