@@ -23,10 +23,12 @@ export function fuseMountOptions(caching: { entryTimeoutS: number; attrTtlMs: nu
   return {
     timeout: OPERATION_TIMEOUTS,
     options: [
-      // Writes arrive 128 KiB at a time rather than 4 KiB (fuse-native has no flag for these).
+      // Writes and reads of up to 1 MiB a request rather than 4 KiB or 128 KiB (fuse-native has no flag for
+      // these). Past 128 KiB the kernel needs FUSE_MAX_PAGES, which the patched binding's channel adds
+      // to libfuse 2's INIT answer.
       'big_writes',
-      'max_write=131072',
-      'max_read=131072',
+      'max_write=1048576',
+      'max_read=1048576',
       // (Read-ahead: libfuse can only lower the kernel's 128 KiB, so the mount raises it itself once
       // mounted: mountinfo.ts's setReadAhead.)
       // Our inode numbers, so every name of a hard-linked file shows the same one.

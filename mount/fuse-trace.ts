@@ -2,7 +2,8 @@ import type { FuseOps } from 'fuse-native';
 
 /**
  * DFS_TRACE_FUSE=1: one line on stderr per FUSE operation with the time from its call to its answer (to
- * see where time goes between the kernel and the name and storage servers; DFS_TRACE_HTTP shows the calls).
+ * see where time goes between the kernel and the name and storage servers; DFS_TRACE_HTTP shows the calls),
+ * and for reads and writes the bytes the kernel asked for.
  */
 export function traceFuseOps(ops: FuseOps): FuseOps {
   if (process.env.DFS_TRACE_FUSE !== '1') return ops;
@@ -13,7 +14,8 @@ export function traceFuseOps(ops: FuseOps): FuseOps {
       const started = performance.now();
       const cb = args[args.length - 1] as (...reply: unknown[]) => void;
       args[args.length - 1] = (...reply: unknown[]) => {
-        process.stderr.write(`${JSON.stringify({ trace: 'fuse', op: name, path: args[0], ms: Number((performance.now() - started).toFixed(3)) })}\n`);
+        const bytes = name === 'read' || name === 'write' ? { bytes: args[3] } : {};
+        process.stderr.write(`${JSON.stringify({ trace: 'fuse', op: name, path: args[0], ...bytes, ms: Number((performance.now() - started).toFixed(3)) })}\n`);
         cb(...reply);
       };
       op(...args);

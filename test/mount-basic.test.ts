@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { mountLine, READ_AHEAD_KIB } from '../mount/mountinfo.js';
 import { startCluster } from './harness.js';
-import { sh, startMount } from './mount-harness.js';
+import { sh, startMount, type TestMount } from './mount-harness.js';
+
+const MIB = 1024 * 1024;
 
 test('a file written through the mount is read back whole, and through a second mount too', async (t) => {
   const cluster = await startCluster(t);
@@ -28,4 +30,32 @@ test('the kernel reads ahead 1 MiB of a file on the mount (its default of 128 Ki
   const readAhead = Number((await readFile(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8')).trim());
   // Setting it needs root (writing to /sys); anyone else keeps the kernel's default.
   t.is(readAhead, process.getuid?.() === 0 ? READ_AHEAD_KIB : 128);
+});
+
+test('reads and writes reach the mount 1 MiB a request, not the 128 KiB libfuse 2 gets by itself', async (t) => {
+  const cluster = await startCluster(t);
+  const trace = { DFS_TRACE_FUSE: '1' };
+  const writer = await startMount(t, cluster, [], trace);
+  const data = randomBytes(4 * MIB);
+  // One 4 MiB write(2) (writeFile would cut it into 512 KiB ones): the kernel cuts it into requests of
+  // at most max_write.
+  const file = await open(join(writer.dir, 'big.bin'), 'w');
+  try {
+    t.is((await file.write(data)).bytesWritten, data.length);
+  } finally {
+    await file.close();
+  }
+  // A second mount reads it, so the bytes come through FUSE and not from the writer's page cache.
+  const reader = await startMount(t, cluster, [], trace);
+  const back = await readFile(join(reader.dir, 'big.bin'));
+  t.true(back.equals(data));
+  const sizes = (mount: TestMount, op: string): number[] =>
+    mount.process.lines
+      .filter((line) => line.includes('"trace":"fuse"') && line.includes(`"op":"${op}"`))
+      .map((line) => (JSON.parse(line) as { bytes: number }).bytes);
+  const writes = sizes(writer, 'write');
+  const reads = sizes(reader, 'read');
+  t.deepEqual(writes, [MIB, MIB, MIB, MIB], `write requests: ${writes.join(', ')}`);
+  t.is(Math.max(...reads), MIB, `read requests: ${reads.join(', ')}`);
+  t.true(reads.length <= 8, `${reads.length} read requests for 4 MiB`);
 });
