@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withHugePages } from '../../common/daemon-process.js';
 import { forceUnmount, startChild } from '../proc.js';
 import type { RunningTarget, Target } from './target.js';
 
@@ -25,6 +26,8 @@ export const passthroughTarget: Target = {
       child = await startChild(process.execPath, [PASSTHROUGH, '--backing', backing, '--mount', mnt], {
         logFile: join(root, 'passthrough.log'),
         ready: (line) => line.includes('"msg":"mounted"'),
+        // malloc as the dfs daemons have it (spawnDaemon's huge pages), so the two mounts differ only in dfs.
+        env: { GLIBC_TUNABLES: withHugePages(process.env.GLIBC_TUNABLES) },
       });
     } catch (err) {
       await cleanup();
