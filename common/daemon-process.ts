@@ -54,8 +54,9 @@ const KEPT_LINES = 2_000;
  * ephemeral) or `mounted` with its folder. Rejects, with the output so far, if it exits or stays silent past the timeout.
  */
 export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
+  const env = { ...process.env, ...options.env };
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_ENTRY, ...options.args], {
-    env: { ...process.env, ...options.env, GLIBC_TUNABLES: withHugePages(options.env?.GLIBC_TUNABLES ?? process.env.GLIBC_TUNABLES) },
+    env: { ...env, GLIBC_TUNABLES: withHugePages(env.GLIBC_TUNABLES) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

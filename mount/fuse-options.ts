@@ -16,6 +16,13 @@ const OPERATION_TIMEOUTS = {
 };
 
 /**
+ * Most bytes of one read or write request. Past 128 KiB the kernel needs FUSE_MAX_PAGES, which the patched
+ * binding's channel adds to libfuse 2's INIT answer; its request buffers (CHAN_MAX_REQUEST in
+ * patches/fuse-native+2.2.6.patch) must hold this much, or libfuse lowers max_write to fit them.
+ */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
+/**
  * How dfs mounts through fuse-native (also the benchmarks' passthrough, so it measures the same binding
  * the same way): operation timeouts, libfuse options and the patched binding's attribute timeouts.
  */
@@ -23,12 +30,11 @@ export function fuseMountOptions(caching: { entryTimeoutS: number; attrTtlMs: nu
   return {
     timeout: OPERATION_TIMEOUTS,
     options: [
-      // Writes and reads of up to 1 MiB a request rather than 4 KiB or 128 KiB (fuse-native has no flag for
-      // these). Past 128 KiB the kernel needs FUSE_MAX_PAGES, which the patched binding's channel adds
-      // to libfuse 2's INIT answer.
+      // Writes and reads of up to MAX_REQUEST_BYTES a request rather than 4 KiB or 128 KiB (fuse-native has
+      // no flag for these).
       'big_writes',
-      'max_write=1048576',
-      'max_read=1048576',
+      `max_write=${MAX_REQUEST_BYTES}`,
+      `max_read=${MAX_REQUEST_BYTES}`,
       // (Read-ahead: libfuse can only lower the kernel's 128 KiB, so the mount raises it itself once
       // mounted: mountinfo.ts's setReadAhead.)
       // Our inode numbers, so every name of a hard-linked file shows the same one.

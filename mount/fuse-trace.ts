@@ -5,6 +5,16 @@ import type { FuseOps } from 'fuse-native';
  * see where time goes between the kernel and the name and storage servers; DFS_TRACE_HTTP shows the calls),
  * and for reads and writes the bytes the kernel asked for.
  */
+/** One line of the trace, as traceFuseOps writes it and tests read it. */
+export interface FuseTraceLine {
+  trace: 'fuse';
+  op: string;
+  path: unknown;
+  /** Reads and writes: the bytes the kernel asked for. */
+  bytes?: number;
+  ms: number;
+}
+
 export function traceFuseOps(ops: FuseOps): FuseOps {
   if (process.env.DFS_TRACE_FUSE !== '1') return ops;
   const traced: Record<string, unknown> = {};
@@ -14,8 +24,9 @@ export function traceFuseOps(ops: FuseOps): FuseOps {
       const started = performance.now();
       const cb = args[args.length - 1] as (...reply: unknown[]) => void;
       args[args.length - 1] = (...reply: unknown[]) => {
-        const bytes = name === 'read' || name === 'write' ? { bytes: args[3] } : {};
-        process.stderr.write(`${JSON.stringify({ trace: 'fuse', op: name, path: args[0], ...bytes, ms: Number((performance.now() - started).toFixed(3)) })}\n`);
+        const line: FuseTraceLine = { trace: 'fuse', op: name, path: args[0], ms: Number((performance.now() - started).toFixed(3)) };
+        if (name === 'read' || name === 'write') line.bytes = args[3] as number;
+        process.stderr.write(`${JSON.stringify(line)}\n`);
         cb(...reply);
       };
       op(...args);

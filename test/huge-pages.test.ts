@@ -19,6 +19,12 @@ async function thpMode(): Promise<string | undefined> {
   return /\[(\w+)\]/.exec(text)?.[1];
 }
 
+/** The glibc tunables a running process was started with. */
+async function tunablesOf(pid: number): Promise<string[]> {
+  const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+  return (environ.find((v) => v.startsWith('GLIBC_TUNABLES='))?.slice('GLIBC_TUNABLES='.length) ?? '').split(':');
+}
+
 /** Anonymous memory of a process that sits on huge pages, in KiB. */
 async function anonHugeKiB(pid: number): Promise<number> {
   const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -28,10 +34,10 @@ async function anonHugeKiB(pid: number): Promise<number> {
 test('the daemons and the mount run with malloc on huge pages: the chunk buffers of a large write sit on them', async (t) => {
   const cluster = await startCluster(t);
   const mount = await startMount(t, cluster);
-  const environ = (await readFile(`/proc/${mount.process.pid}/environ`, 'utf8')).split('\0');
-  t.true(environ.includes('GLIBC_TUNABLES=glibc.malloc.hugetlb=1'), environ.filter((v) => v.startsWith('GLIBC')).join(' '));
-  const storagePid = cluster.storage[0]!.process!.pid;
-  t.true((await readFile(`/proc/${storagePid}/environ`, 'utf8')).split('\0').includes('GLIBC_TUNABLES=glibc.malloc.hugetlb=1'));
+  for (const [what, pid] of [['mount', mount.process.pid], ['storage server', cluster.storage[0]!.process!.pid]] as const) {
+    const tunables = await tunablesOf(pid);
+    t.true(tunables.includes('glibc.malloc.hugetlb=1'), `${what}: GLIBC_TUNABLES=${tunables.join(':')}`);
+  }
   const mode = await thpMode();
   if (mode !== 'always' && mode !== 'madvise') {
     t.log(`transparent huge pages are ${mode ?? 'not available'} here: only the environment is checked`);

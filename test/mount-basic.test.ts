@@ -2,11 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import { MAX_REQUEST_BYTES } from '../mount/fuse-options.js';
 import { mountLine, READ_AHEAD_KIB } from '../mount/mountinfo.js';
 import { startCluster } from './harness.js';
-import { sh, startMount, type TestMount } from './mount-harness.js';
-
-const MIB = 1024 * 1024;
+import { fuseTrace, sh, startMount, TRACE_FUSE } from './mount-harness.js';
 
 test('a file written through the mount is read back whole, and through a second mount too', async (t) => {
   const cluster = await startCluster(t);
@@ -34,9 +33,8 @@ test('the kernel reads ahead 1 MiB of a file on the mount (its default of 128 Ki
 
 test('reads and writes reach the mount 1 MiB a request, not the 128 KiB libfuse 2 gets by itself', async (t) => {
   const cluster = await startCluster(t);
-  const trace = { DFS_TRACE_FUSE: '1' };
-  const writer = await startMount(t, cluster, [], trace);
-  const data = randomBytes(4 * MIB);
+  const writer = await startMount(t, cluster, [], TRACE_FUSE);
+  const data = randomBytes(4 * MAX_REQUEST_BYTES);
   // One 4 MiB write(2) (writeFile would cut it into 512 KiB ones): the kernel cuts it into requests of
   // at most max_write.
   const file = await open(join(writer.dir, 'big.bin'), 'w');
@@ -46,16 +44,12 @@ test('reads and writes reach the mount 1 MiB a request, not the 128 KiB libfuse 
     await file.close();
   }
   // A second mount reads it, so the bytes come through FUSE and not from the writer's page cache.
-  const reader = await startMount(t, cluster, [], trace);
+  const reader = await startMount(t, cluster, [], TRACE_FUSE);
   const back = await readFile(join(reader.dir, 'big.bin'));
   t.true(back.equals(data));
-  const sizes = (mount: TestMount, op: string): number[] =>
-    mount.process.lines
-      .filter((line) => line.includes('"trace":"fuse"') && line.includes(`"op":"${op}"`))
-      .map((line) => (JSON.parse(line) as { bytes: number }).bytes);
-  const writes = sizes(writer, 'write');
-  const reads = sizes(reader, 'read');
-  t.deepEqual(writes, [MIB, MIB, MIB, MIB], `write requests: ${writes.join(', ')}`);
-  t.is(Math.max(...reads), MIB, `read requests: ${reads.join(', ')}`);
-  t.true(reads.length <= 8, `${reads.length} read requests for 4 MiB`);
+  const writes = fuseTrace(writer, 'write').map((line) => line.bytes);
+  const reads = fuseTrace(reader, 'read').map((line) => line.bytes ?? 0);
+  t.deepEqual(writes, [MAX_REQUEST_BYTES, MAX_REQUEST_BYTES, MAX_REQUEST_BYTES, MAX_REQUEST_BYTES], `write requests: ${writes.join(', ')}`);
+  t.is(Math.max(...reads), MAX_REQUEST_BYTES, `read requests: ${reads.join(', ')}`);
+  t.true(reads.length <= 8, `${reads.length} read requests for 4 requests' worth`);
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { forceUnmount, run, type RunResult } from '../bench/proc.js';
 import { spawnDaemon, type DaemonProcess } from '../common/daemon-process.js';
+import type { FuseTraceLine } from '../mount/fuse-trace.js';
 import type { TestCluster } from './harness.js';
 
 /**
@@ -71,6 +72,17 @@ export async function startMount(
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   });
   return mount;
+}
+
+/** Start a mount with this environment to have it trace every FUSE operation (mount/fuse-trace.ts). */
+export const TRACE_FUSE = { DFS_TRACE_FUSE: '1' };
+
+/** The FUSE operations named `op` that a mount started with TRACE_FUSE has answered so far. */
+export function fuseTrace(mount: TestMount, op: string): FuseTraceLine[] {
+  return mount.process.lines
+    .filter((line) => line.startsWith('{"trace":"fuse"'))
+    .map((line) => JSON.parse(line) as FuseTraceLine)
+    .filter((line) => line.op === op);
 }
 
 /** Files under a directory (recursively), as relative paths. */

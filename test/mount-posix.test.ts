@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { nameApi } from '../protocol/name-api.js';
 import { readAll, startCluster, type TestCluster } from './harness.js';
-import { sh, startMount, type TestMount } from './mount-harness.js';
+import { fuseTrace, sh, startMount, TRACE_FUSE, type TestMount } from './mount-harness.js';
 import { eventually, localDir, q, run } from './mount-util.js';
 
 /**
@@ -174,7 +174,7 @@ const ATTR_CHANGES = String.raw`
 
 test.serial('the kernel keeps the attributes of directories and of files with one name, yet every change through the mount shows at once, as on a local disk', async (t) => {
   const cluster = await startCluster(t);
-  const mnt = await startMount(t, cluster, [], { DFS_TRACE_FUSE: '1' });
+  const mnt = await startMount(t, cluster, [], TRACE_FUSE);
   const local = await localDir(t);
   // Times that the change itself sets show as "now": compare whether they moved, not their value.
   const normalise = (out: string): string[] => {
@@ -190,7 +190,7 @@ test.serial('the kernel keeps the attributes of directories and of files with on
   // to another inode for the kernel).
   await run('mkdir -p a/b/c && echo x > a/b/c/f && echo y > a/b/c/g && ln a/b/c/g a/b/c/h', { cwd: mnt.dir });
   const getattrsOf = (path: string): number =>
-    mnt.process.lines.filter((line) => line.includes('"trace":"fuse"') && line.includes('"op":"getattr"') && line.includes(`"path":"${path}"`)).length;
+    fuseTrace(mnt, 'getattr').filter((line) => line.path === path).length;
   const paths = ['/a/b', '/a/b/c/f', '/a/b/c/g'];
   const before = paths.map(getattrsOf);
   await run('for i in $(seq 50); do stat -c %s a/b/c/f a/b/c/g > /dev/null; done', { cwd: mnt.dir });
@@ -234,9 +234,9 @@ test.serial('getfattr -d shows user.dfs.replicas and user.dfs.version; user.* at
 
 test.serial('POSIX ACL attributes are answered "none" by the binding itself, so ls -l asks the mount once per entry, not twice', async (t) => {
   const cluster = await startCluster(t);
-  const mnt = await startMount(t, cluster, [], { DFS_TRACE_FUSE: '1' });
+  const mnt = await startMount(t, cluster, [], TRACE_FUSE);
   await run('mkdir d && for i in $(seq 10); do echo $i > d/f$i; done', { cwd: mnt.dir });
-  const getxattrs = (): number => mnt.process.lines.filter((line) => line.includes('"trace":"fuse"') && line.includes('"op":"getxattr"')).length;
+  const getxattrs = (): number => fuseTrace(mnt, 'getxattr').length;
   const before = getxattrs();
   // ls -l asks every entry for security.selinux and system.posix_acl_access (folders for the default ACL too).
   await run('ls -l d > /dev/null', { cwd: mnt.dir });
