@@ -3,6 +3,7 @@ import type { ChunkLocation, Receipt, ServerRef, StoredCopy } from '../protocol/
 import { getChunk, putChunk } from '../protocol/storage-client.js';
 import type { RouteClient } from '../protocol/http-client.js';
 import { nameApi } from '../protocol/name-api.js';
+import { sha256 } from '../common/sha256.js';
 
 interface Placement {
   token: string;
@@ -83,8 +84,15 @@ export class ChunkIO {
     throw lastError instanceof DfsError ? lastError : new DfsError('EIO', `upload of chunk ${hash} failed`);
   }
 
-  /** Reads a chunk (or a range of it) from the first replica that serves it whole and right. */
-  async read(chunk: Pick<ChunkLocation, 'hash' | 'servers'>, range?: { start: number; end: number }): Promise<Buffer> {
+  /**
+   * Reads a chunk (or a range of it): the bytes the name server sent with it (a small file's), else from the
+   * first replica that serves it whole and right.
+   */
+  async read(chunk: Pick<ChunkLocation, 'hash' | 'servers' | 'data'>, range?: { start: number; end: number }): Promise<Buffer> {
+    if (chunk.data !== undefined) {
+      const data = inlineBytes(chunk.hash, chunk.data);
+      return range ? data.subarray(range.start, range.end) : data;
+    }
     let lastError: unknown = new DfsError('EIO', `chunk ${chunk.hash} has no live copy`);
     for (const server of chunk.servers) {
       try {
@@ -99,6 +107,13 @@ export class ChunkIO {
     }
     throw lastError instanceof DfsError ? new DfsError('EIO', lastError.message) : new DfsError('EIO', String(lastError));
   }
+}
+
+/** The bytes of a chunk the name server keeps, checked against its name like any other chunk's. */
+export function inlineBytes(hash: string, base64: string): Buffer {
+  const data = Buffer.from(base64, 'base64');
+  if (sha256(data) !== hash) throw new DfsError('EIO', `the name server's copy of chunk ${hash} does not match its hash`);
+  return data;
 }
 
 /** The receipts of the servers that stored a chunk, as a commit carries them. */

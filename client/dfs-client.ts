@@ -1,7 +1,7 @@
 import { DfsError } from '../protocol/errors.js';
 import { RouteClient } from '../protocol/http-client.js';
-import { nameApi, type FileInfo } from '../protocol/name-api.js';
-import type { Attr, ChunkRef, Receipt } from '../protocol/schemas.js';
+import { keptByNameServer, nameApi, type FileInfo } from '../protocol/name-api.js';
+import type { Attr, ChunkRef, InlineChunk, Receipt } from '../protocol/schemas.js';
 import { sha256 } from '../common/sha256.js';
 import { TokenMinter } from '../protocol/token.js';
 import { ChunkIO, receiptsOf } from './chunk-io.js';
@@ -24,6 +24,12 @@ export interface TransferProgress {
   (bytesDone: number, bytesTotal: number): void;
 }
 
+export interface ClusterLayout {
+  chunkSize: number;
+  /** Files up to this many bytes are kept by the name server (0: none). */
+  inlineMax: number;
+}
+
 /** How often a commit is retried after uploading chunks it said were missing. */
 const COMMIT_ATTEMPTS = 4;
 
@@ -32,7 +38,7 @@ export class DfsClient {
   readonly ns: RouteClient;
   readonly chunks: ChunkIO;
   private readonly parallel: number;
-  private chunkSizeCache: number | undefined;
+  private layoutCache: ClusterLayout | undefined;
 
   constructor(options: ClientOptions) {
     const minter = new TokenMinter(options.secret, 'client');
@@ -41,9 +47,17 @@ export class DfsClient {
     this.parallel = options.parallel ?? 4;
   }
 
+  /** How the cluster cuts files: its chunk size, and the largest file the name server keeps itself. */
+  async layout(): Promise<ClusterLayout> {
+    if (!this.layoutCache) {
+      const { chunkSize, inlineMax } = await this.ns.call(nameApi.status, {});
+      this.layoutCache = { chunkSize, inlineMax };
+    }
+    return this.layoutCache;
+  }
+
   async chunkSize(): Promise<number> {
-    this.chunkSizeCache ??= (await this.ns.call(nameApi.status, {})).chunkSize;
-    return this.chunkSizeCache;
+    return (await this.layout()).chunkSize;
   }
 
   stat(path: string): Promise<Attr> {
@@ -59,7 +73,18 @@ export class DfsClient {
    * the chunk list. Resolves once the commit is acknowledged (new chunks held by the write quorum).
    */
   async writeFile(path: string, source: ByteSource, options: { mode?: number; onProgress?: TransferProgress } = {}): Promise<Attr> {
-    const chunkSize = await this.chunkSize();
+    const { chunkSize, inlineMax } = await this.layout();
+    const create = { path, exclusive: false, ...(options.mode !== undefined ? { mode: options.mode } : {}) };
+    if (keptByNameServer(source.size, inlineMax)) {
+      // A small file: its bytes go to the name server with the commit, no storage server involved (unless
+      // the name server's limit was lowered since: then the commit asks for an upload, as for any chunk).
+      const data = await source.read(0, source.size);
+      const hash = sha256(data);
+      await this.ns.call(nameApi.create, create);
+      const attr = await this.commitWithRetry(path, [{ hash, size: data.length }], source, chunkSize, [], [{ hash, data: data.toString('base64') }]);
+      options.onProgress?.(data.length, source.size);
+      return attr;
+    }
     const offsets: number[] = [];
     for (let offset = 0; offset < source.size; offset += chunkSize) offsets.push(offset);
     const refs: ChunkRef[] = new Array(offsets.length);
@@ -85,14 +110,14 @@ export class DfsClient {
       });
     }
     // Data first, the name last: a failed upload leaves no empty file behind.
-    await this.ns.call(nameApi.create, { path, exclusive: false, ...(options.mode !== undefined ? { mode: options.mode } : {}) });
+    await this.ns.call(nameApi.create, create);
     return this.commitWithRetry(path, refs, source, chunkSize, receipts);
   }
 
-  private async commitWithRetry(path: string, refs: ChunkRef[], source: ByteSource, chunkSize: number, receipts: Receipt[]): Promise<Attr> {
+  private async commitWithRetry(path: string, refs: ChunkRef[], source: ByteSource, chunkSize: number, receipts: Receipt[], inline: InlineChunk[] = []): Promise<Attr> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.ns.call(nameApi.commit, { path, chunks: refs, size: source.size, receipts });
+        return await this.ns.call(nameApi.commit, { path, chunks: refs, size: source.size, receipts, ...(inline.length > 0 ? { inline } : {}) });
       } catch (err) {
         if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
         const missing = new Set((err.details?.missing as string[] | undefined) ?? []);

@@ -3,7 +3,7 @@ import { Semaphore } from '../common/semaphore.js';
 import type { Logger } from '../common/log.js';
 import { DfsError } from '../protocol/errors.js';
 import { nameApi, type AttrChanges } from '../protocol/name-api.js';
-import type { Attr, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
+import type { Attr, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
 import type { FileBackend } from './open-file.js';
@@ -16,6 +16,7 @@ export class MountBackend implements FileBackend {
     private readonly client: DfsClient,
     private readonly cache: ChunkCache,
     readonly chunkSize: number,
+    readonly inlineMax: number,
     uploadConcurrency: number,
     private readonly log: Logger,
   ) {
@@ -65,8 +66,8 @@ export class MountBackend implements FileBackend {
     this.cache.put(hash, data);
   }
 
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges): Promise<Attr> {
-    const input = { path, ino, chunks, size, receipts, ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}) };
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges, inline: InlineChunk[]): Promise<Attr> {
+    const input = { path, ino, chunks, size, receipts, ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}), ...(inline.length > 0 ? { inline } : {}) };
     // A commit of a large file waits for the name server to copy chunks up to the quorum: allow for it.
     return this.client.ns.call(nameApi.commit, input, { timeoutMs: 300_000 });
   }

@@ -1,8 +1,8 @@
 import { Mutex } from '../common/semaphore.js';
 import { DfsError } from '../protocol/errors.js';
-import type { AttrChanges } from '../protocol/name-api.js';
-import type { Attr, ChunkLocation, ChunkRef, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
-import { receiptsOf } from '../client/chunk-io.js';
+import { keptByNameServer, type AttrChanges } from '../protocol/name-api.js';
+import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
+import { inlineBytes, receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
 
 /** What an open file needs from the rest of the mount. */
@@ -21,19 +21,35 @@ export interface FileBackend {
   uploadSlot(): Promise<() => void>;
   /** Keeps a chunk's bytes in the cache (just written: reading it back costs nothing). */
   remember(hash: string, data: Buffer): void;
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges): Promise<Attr>;
+  /** Files up to this many bytes go to the name server with their commit, not to storage servers (0: none). */
+  readonly inlineMax: number;
+  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges, inline: InlineChunk[]): Promise<Attr>;
 }
 
 /** A chunk of the file as this mount holds it. */
 type Slot =
-  /** On storage servers (committed, or uploaded and not yet committed). */
-  | { kind: 'stored'; hash: string; size: number; servers: ServerRef[] }
+  /** On storage servers (committed, or uploaded and not yet committed), or kept by the name server (`inline`). */
+  | StoredSlot
   /** All zeros (a hole made by truncate or a write past the end); nothing is held. */
   | { kind: 'zero'; size: number }
   /** Changed here; `data` holds at least `size` bytes. */
   | DirtySlot
   /** Being uploaded; writers wait for it to become stored. */
   | { kind: 'uploading'; data: Buffer; size: number; done: Promise<void> };
+
+interface StoredSlot {
+  kind: 'stored';
+  hash: string;
+  size: number;
+  servers: ServerRef[];
+  /** The bytes of a chunk the name server keeps (a small file's): they came with the chunk list. */
+  inline?: Buffer;
+}
+
+/** A committed chunk as the name server lists it, with the bytes it keeps itself. */
+function storedSlot(c: ChunkLocation): StoredSlot {
+  return { kind: 'stored', hash: c.hash, size: c.size, servers: c.servers, ...(c.data !== undefined ? { inline: inlineBytes(c.hash, c.data) } : {}) };
+}
 
 interface DirtySlot {
   kind: 'dirty';
@@ -90,7 +106,7 @@ export class OpenFile {
   ) {
     this.attr = attr;
     this.size = attr.size;
-    this.slots = chunks.map((c) => ({ kind: 'stored', hash: c.hash, size: c.size, servers: c.servers }));
+    this.slots = chunks.map(storedSlot);
   }
 
   /**
@@ -102,7 +118,7 @@ export class OpenFile {
     if (this.dirty || attr.version <= this.attr.version) return;
     this.attr = attr;
     this.size = attr.size;
-    this.slots = chunks.map((c) => ({ kind: 'stored', hash: c.hash, size: c.size, servers: c.servers }));
+    this.slots = chunks.map(storedSlot);
   }
 
   /** The modification time stat should show while changes are unflushed. */
@@ -164,12 +180,16 @@ export class OpenFile {
     const slot = this.slots[index];
     if (!slot || slot.kind === 'zero') return Promise.resolve(undefined);
     if (slot.kind === 'dirty' || slot.kind === 'uploading') return Promise.resolve(slot.data);
-    return this.backend.readChunk(slot.hash, slot.servers, this.path);
+    return this.storedBytes(slot);
+  }
+
+  private storedBytes(slot: StoredSlot): Promise<Buffer> {
+    return slot.inline ? Promise.resolve(slot.inline) : this.backend.readChunk(slot.hash, slot.servers, this.path);
   }
 
   private prefetch(index: number): void {
     const slot = this.slots[index];
-    if (slot?.kind === 'stored') this.backend.prefetch(slot.hash, slot.servers, this.path);
+    if (slot?.kind === 'stored' && !slot.inline) this.backend.prefetch(slot.hash, slot.servers, this.path);
   }
 
   /** Writes bytes at `offset` (the caller turns O_APPEND into the current size). */
@@ -262,7 +282,7 @@ export class OpenFile {
       }
       let data: Buffer;
       if (slot.kind === 'stored') {
-        const content = await this.backend.readChunk(slot.hash, slot.servers, this.path);
+        const content = await this.storedBytes(slot);
         data = Buffer.alloc(Math.max(MIN_BUFFER, slot.size));
         content.copy(data, 0, 0, slot.size);
       } else if (index > 0) {
@@ -336,6 +356,21 @@ export class OpenFile {
         }),
       );
       pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
+      // A small file's bytes go with the commit, for the name server to keep: no storage server is involved.
+      if (keptByNameServer(this.size, this.backend.inlineMax) && this.slots.length === 1 && pending.length === 1) {
+        const hash = hashes[0]!;
+        const data = forCache(pending[0]!.data);
+        const unsent = this.slots[0]!;
+        this.slots[0] = { kind: 'stored', hash, size: data.length, servers: [], inline: data };
+        try {
+          this.finishCommit(await this.commitWithRetry(contents, [{ hash, data: data.toString('base64') }]));
+        } catch (err) {
+          // The bytes are still this mount's alone: the next flush sends them again, to the name server.
+          this.slots[0] = unsent;
+          throw err;
+        }
+        return;
+      }
       // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
       const small = this.size <= SMALL_FILE_BYTES;
       const missing = small ? new Set(contents.keys()) : await this.backend.missing([...contents.keys()]);
@@ -356,18 +391,22 @@ export class OpenFile {
         const hash = hashes[i]!;
         this.slots[p.index] = { kind: 'stored', hash, size: p.size, servers: located.get(hash) ?? [] };
       });
-      const attr = await this.commitWithRetry(contents);
+      const attr = await this.commitWithRetry(contents, []);
       // The dirty buffers are dropped with their slots: the cache can have them.
       for (const [hash, data] of contents) this.backend.remember(hash, forCache(data));
-      this.attr = attr;
-      this.size = attr.size;
-      this.dirty = false;
-      this.lastWrite = undefined;
-      this.mtimeOverride = undefined;
+      this.finishCommit(attr);
     });
   }
 
-  private async commitWithRetry(contents: Map<string, Buffer>): Promise<Attr> {
+  private finishCommit(attr: Attr): void {
+    this.attr = attr;
+    this.size = attr.size;
+    this.dirty = false;
+    this.lastWrite = undefined;
+    this.mtimeOverride = undefined;
+  }
+
+  private async commitWithRetry(contents: Map<string, Buffer>, inline: InlineChunk[]): Promise<Attr> {
     const chunks: ChunkRef[] = this.slots.map((slot) => {
       if (slot.kind !== 'stored') throw new DfsError('EIO', `${this.path}: chunk not uploaded`);
       return { hash: slot.hash, size: slot.size };
@@ -375,7 +414,7 @@ export class OpenFile {
     const mtime = this.mtimeOverride ?? this.lastWrite;
     for (let attempt = 1; ; attempt++) {
       try {
-        const attr = await this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges);
+        const attr = await this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges, inline);
         this.receipts = [];
         this.attrChanges = {};
         return attr;
@@ -386,7 +425,7 @@ export class OpenFile {
         await Promise.all(
           [...missing].map(async (hash) => {
             const slot = this.slots.find((s) => s.kind === 'stored' && s.hash === hash);
-            const data = contents.get(hash) ?? (slot?.kind === 'stored' ? await this.backend.readChunk(hash, slot.servers, this.path) : undefined);
+            const data = contents.get(hash) ?? (slot?.kind === 'stored' ? await this.storedBytes(slot) : undefined);
             if (!data) throw new DfsError('EIO', `${this.path}: chunk ${hash} was lost before the commit`);
             this.receipts.push(...receiptsOf(hash, data.length, await this.backend.upload(hash, data)));
           }),

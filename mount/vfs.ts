@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import type { DfsClient } from '../client/dfs-client.js';
+import type { ClusterLayout, DfsClient } from '../client/dfs-client.js';
 import type { Logger } from '../common/log.js';
 import { DfsError, fsError } from '../protocol/errors.js';
 import { changedFields, nameApi, type ClusterStatus, type FileInfo } from '../protocol/name-api.js';
@@ -37,6 +37,10 @@ interface Handle {
 const ID_UNCHANGED = 0xffffffff;
 const O_ACCMODE = 3;
 const XATTR_PREFIX = 'user.dfs.';
+/** Commits remembered for racing opens: the race lasts one round trip, so the recent ones are plenty. */
+const MAX_COMMITTED_VERSIONS = 10_000;
+/** How `user.dfs.servers` names the name server, for a small file's chunk it keeps itself. */
+const NAME_SERVER_HOLDER = 'name-server';
 const VIRTUAL_XATTRS = ['replicas', 'copies', 'version', 'chunks', 'servers', 'fully_replicated'].map((n) => XATTR_PREFIX + n);
 
 function childPath(dir: string, name: string): string {
@@ -61,20 +65,24 @@ export class Vfs {
   readonly attrs: AttrCache;
   readonly chunks: ChunkCache;
   private readonly backend: MountBackend;
+  readonly chunkSize: number;
+  /** Inode → the version this mount last committed (most recent last). */
+  private readonly committed = new Map<number, number>();
 
   private constructor(
     private readonly client: DfsClient,
-    readonly chunkSize: number,
+    layout: ClusterLayout,
     options: VfsOptions,
     private readonly log: Logger,
   ) {
+    this.chunkSize = layout.chunkSize;
     this.attrs = new AttrCache(options.attrTtlMs);
     this.chunks = new ChunkCache(options.cacheBytes);
-    this.backend = new MountBackend(client, this.chunks, chunkSize, options.uploadConcurrency, log);
+    this.backend = new MountBackend(client, this.chunks, layout.chunkSize, layout.inlineMax, options.uploadConcurrency, log);
   }
 
   static async create(client: DfsClient, options: VfsOptions, log: Logger): Promise<Vfs> {
-    return new Vfs(client, await client.chunkSize(), options, log);
+    return new Vfs(client, await client.layout(), options, log);
   }
 
   private ns(): DfsClient['ns'] {
@@ -196,14 +204,27 @@ export class Vfs {
     let file = this.files.get(attr.ino);
     if (!file) {
       // Another client may have made the file a moment before: then it has content to open.
-      const chunks = attr.version > 0 ? (await this.ns().call(nameApi.info, { path })).chunks : [];
+      const chunks = attr.version > 0 ? (await this.infoToOpen(path)).chunks : [];
       file = new OpenFile(attr.ino, path, attr, chunks, this.backend);
     }
     return this.addHandle(file, flags);
   }
 
+  /**
+   * A file's info for opening it. An answer that left before this mount's own last commit of the file landed
+   * (another handle's close, whose open file has since been dropped) would make the next append lose that
+   * commit: then it asks again.
+   */
+  private async infoToOpen(path: string): Promise<FileInfo> {
+    let info = await this.ns().call(nameApi.info, { path });
+    for (let again = 0; again < 3 && info.attr.version < (this.committed.get(info.attr.ino) ?? 0); again++) {
+      info = await this.ns().call(nameApi.info, { path });
+    }
+    return info;
+  }
+
   async open(path: string, flags: number): Promise<number> {
-    const info: FileInfo = await this.ns().call(nameApi.info, { path });
+    const info = await this.infoToOpen(path);
     if (info.attr.type === 'dir') throw fsError('EISDIR', path);
     this.attrs.put(path, info.attr);
     let file = this.files.get(info.attr.ino);
@@ -272,7 +293,15 @@ export class Vfs {
     if (!file.dirty) return false;
     await file.flush();
     this.attrs.putAttr(file.attr);
+    this.noteCommitted(file.ino, file.attr.version);
     return true;
+  }
+
+  /** Remembers the version of this mount's last commit of a file, for opens that race it (bounded). */
+  private noteCommitted(ino: number, version: number): void {
+    this.committed.delete(ino);
+    this.committed.set(ino, version);
+    if (this.committed.size > MAX_COMMITTED_VERSIONS) this.committed.delete(this.committed.keys().next().value!);
   }
 
   async release(fd: number): Promise<void> {
@@ -462,8 +491,10 @@ export class Vfs {
     const attr = await this.getattr(path);
     if (attr.type !== 'file' || !VIRTUAL_XATTRS.includes(name)) throw new DfsError('ENODATA', `${path}: no attribute ${name}`);
     const info = await this.client.info(path);
-    const copies = info.chunks.length ? Math.min(...info.chunks.map((c) => c.servers.length)) : info.replicas;
-    const servers = [...new Set(info.chunks.flatMap((c) => c.servers.map((s) => s.id)))].sort();
+    // A chunk the name server keeps is one copy, held there.
+    const holders = info.chunks.map((c) => (c.data !== undefined ? [NAME_SERVER_HOLDER] : c.servers.map((s) => s.id)));
+    const copies = holders.length ? Math.min(...holders.map((ids) => ids.length)) : info.replicas;
+    const servers = [...new Set(holders.flat())].sort();
     switch (name.slice(XATTR_PREFIX.length)) {
       case 'replicas':
         return String(info.replicas);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { route } from './contract.js';
-import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
+import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, InlineChunk, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
 
 /** Name-server routes. Namespace calls are by path, since FUSE 2 is path-based. */
 
@@ -51,6 +51,8 @@ export type StorageSummary = z.infer<typeof StorageSummary>;
 export const ClusterStatus = z.object({
   ok: z.boolean(),
   chunkSize: Uint,
+  /** Files up to this many bytes are kept by the name server itself (0: none are; an older server says nothing). */
+  inlineMax: Uint.default(0),
   replicas: Uint,
   files: Uint,
   dirs: Uint,
@@ -68,6 +70,11 @@ export const ClusterStatus = z.object({
   servers: z.array(StorageSummary),
 });
 export type ClusterStatus = z.infer<typeof ClusterStatus>;
+
+/** Whether a writer sends a file's bytes for the name server to keep: one chunk, at most the cluster's limit. */
+export function keptByNameServer(size: number, inlineMax: number): boolean {
+  return size > 0 && size <= inlineMax;
+}
 
 export const FileInfo = z.object({
   path: z.string(),
@@ -193,6 +200,8 @@ export const nameApi = {
       mtime: NsTime.optional(),
       /** Storage servers' receipts for chunks just uploaded: their copies count at once. */
       receipts: z.array(Receipt).max(1 << 16).optional(),
+      /** The bytes of a small file's chunk, for the name server to keep (no storage server holds them). */
+      inline: z.array(InlineChunk).max(1).optional(),
       attrs: AttrChanges.optional(),
     }),
     output: Attr,

@@ -72,12 +72,28 @@ export type StoredCopy = z.infer<typeof StoredCopy>;
 export const Receipt = z.object({ hash: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative(), server: z.string().max(64), receipt: z.string().max(64) });
 export type Receipt = z.infer<typeof Receipt>;
 
-/** A chunk of a file as readers see it: where it sits in the file and which live servers hold it. */
+/**
+ * Most bytes of a chunk the name server keeps itself (a whole small file, in its database) a cluster may be
+ * set to; base64 in JSON, it stays a modest request.
+ */
+export const MAX_INLINE_BYTES = 1024 * 1024;
+/** Bytes as base64, at most MAX_INLINE_BYTES of them (whoever decodes them checks them against their hash). */
+const Base64 = z.string().max(Math.ceil(MAX_INLINE_BYTES / 3) * 4);
+
+/** A chunk's bytes sent to the name server to keep (a small file's whole content). */
+export const InlineChunk = z.object({ hash: Hash, data: Base64 });
+export type InlineChunk = z.infer<typeof InlineChunk>;
+
+/**
+ * A chunk of a file as readers see it: where it sits in the file and which live servers hold it, or, for a
+ * chunk the name server keeps itself, its bytes (`data`, base64; `servers` is then empty).
+ */
 export const ChunkLocation = z.object({
   hash: Hash,
   size: Uint,
   offset: Uint,
   servers: z.array(ServerRef),
+  data: Base64.optional(),
 });
 export type ChunkLocation = z.infer<typeof ChunkLocation>;
 

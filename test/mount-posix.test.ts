@@ -209,7 +209,12 @@ test.serial('getfattr -d shows user.dfs.replicas and user.dfs.version; user.* at
   const dump = await run('getfattr -d f', { cwd: dir });
   t.regex(dump, /^user\.dfs\.replicas="2"$/m);
   t.regex(dump, new RegExp(`^user\\.dfs\\.version="${version}"$`, 'm'));
-  t.regex(dump, /^user\.dfs\.copies="2"$/m);
+  // A small file is kept by the name server (one copy, there); a larger one has its copies on storage servers.
+  t.regex(dump, /^user\.dfs\.copies="1"$/m);
+  t.is(await run('getfattr --only-values -n user.dfs.servers f', { cwd: dir }), 'name-server');
+  await run('head -c 100000 /dev/urandom > big', { cwd: dir });
+  t.is(await run('getfattr --only-values -n user.dfs.copies big', { cwd: dir }), '2');
+  t.regex(await run('getfattr --only-values -n user.dfs.servers big', { cwd: dir }), /^[^,]+,[^,]+$/);
   // A new version shows a new number.
   await run('echo three >> f', { cwd: dir });
   t.is(await run('getfattr --only-values -n user.dfs.version f', { cwd: dir }), String((await cluster.client.stat('/f')).version));

@@ -66,7 +66,8 @@ test('re-reading an unchanged file downloads nothing; an append uploads one chun
 });
 
 test('a small file goes to both of its replicas at once, without asking first whether the cluster has it', async (t) => {
-  const cluster = await startCluster(t);
+  // A cluster that keeps no file contents on the name server: small files go to storage servers.
+  const cluster = await startCluster(t, { nameServerArgs: ['--inline-max', '0'] });
   const mount = await startMount(t, cluster, [], { DFS_TRACE_HTTP: '1' });
   const asked = (): number => mount.process.lines.filter((line) => line.startsWith('{"trace"') && line.includes('/chunks/missing')).length;
   const disksBefore = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));

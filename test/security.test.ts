@@ -172,8 +172,8 @@ test.serial('GET /status answers without a token and tells no file names', async
 });
 
 test.serial('storage servers store, delete and replicate only with a valid token of the right scope and chunk', async (t) => {
-  // One copy per chunk, so a replication target is left that lacks it.
-  const cluster = await startCluster(t, { storageServers: 2, replicas: 1 });
+  // One copy per chunk, so a replication target is left that lacks it; the file's chunk on a storage server.
+  const cluster = await startCluster(t, { storageServers: 2, replicas: 1, nameServerArgs: ['--inline-max', '0'] });
   const content = randomBytes(50_000);
   await cluster.client.writeFile('/file.bin', bufferSource(content));
   const info = await cluster.client.info('/file.bin');

@@ -72,9 +72,12 @@ export async function databaseProblems(file: string): Promise<string[]> {
       'SELECT fc.ino, fc.idx, fc.hash, c.refs FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.hash WHERE c.hash IS NULL OR c.refs <= 0',
     );
     await check(
-      'referenced chunks without any replica',
-      'SELECT DISTINCT fc.hash FROM file_chunks fc WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.hash = fc.hash)',
+      'referenced chunks without any replica (or bytes the name server keeps)',
+      `SELECT DISTINCT fc.hash FROM file_chunks fc WHERE NOT EXISTS (SELECT 1 FROM replicas r WHERE r.hash = fc.hash)
+       AND NOT EXISTS (SELECT 1 FROM inline_chunks i WHERE i.hash = fc.hash)`,
     );
+    await check('kept bytes of unknown chunks', 'SELECT i.hash FROM inline_chunks i LEFT JOIN chunks c ON c.hash = i.hash WHERE c.hash IS NULL');
+    await check('kept bytes whose length is not their chunk\'s size', 'SELECT i.hash FROM inline_chunks i JOIN chunks c ON c.hash = i.hash WHERE length(i.data) != c.size');
     await check(
       'chunks whose refs differ from the file chunks naming them',
       'SELECT c.hash, c.refs, (SELECT count(*) FROM file_chunks fc WHERE fc.hash = c.hash) AS named FROM chunks c WHERE c.refs != (SELECT count(*) FROM file_chunks fc WHERE fc.hash = c.hash)',

@@ -36,7 +36,7 @@ export const info = defineCommand({
     process.stdout.write(`${lines.join('\n')}\n`);
     if (file.chunks.length > 0) {
       const rows = [['#', 'offset', 'size', 'hash', 'servers']];
-      file.chunks.forEach((c, i) => rows.push([String(i), String(c.offset), String(c.size), c.hash.slice(0, 16), c.servers.map((s) => `${s.id} (${s.url})`).join(', ') || '(none alive)']));
+      file.chunks.forEach((c, i) => rows.push([String(i), String(c.offset), String(c.size), c.hash.slice(0, 16), c.data !== undefined ? '(kept by the name server)' : c.servers.map((s) => `${s.id} (${s.url})`).join(', ') || '(none alive)']));
       process.stdout.write(`${table(rows, new Set([0, 1, 2]))}\n`);
     }
   },

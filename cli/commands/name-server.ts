@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { createLogger } from '../../common/log.js';
 import { loadSecret } from '../../common/secret.js';
 import { nameServerDefaults, startNameServer } from '../../daemons/name-server/index.js';
+import { MAX_INLINE_BYTES } from '../../protocol/schemas.js';
 import { defineCommand } from '../command.js';
 import { defaultStateDir } from '../context.js';
 import { parseBytes, runUntilSignal } from '../daemon.js';
@@ -25,12 +26,19 @@ export const nameServer = defineCommand({
         default: nameServerDefaults.synchronous,
         describe: 'full: every change is fsynced before the answer; data: file contents (close, fsync) and chunk bookkeeping are, other namespace changes reach the disk within 1 s (at once on a client fsync); normal: none is',
       })
+      .option('inline-max', {
+        type: 'string',
+        default: '64K',
+        describe: 'files up to this size are kept in the database, not on storage servers (0: none; at most 1M)',
+      })
       .option('secret-file', { type: 'string', describe: 'file with the cluster secret (default: DFS_SECRET)' })
       .example('DFS_SECRET=$(cat secret) dfs name-server --db /var/lib/dfs/meta.db --host 0.0.0.0', 'serve the cluster on every address'),
   run: async (args) => {
     const log = createLogger('name-server');
     const replicas = args.replicas;
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > 16) throw new Error('--replicas must be 1 to 16');
+    const inlineMax = parseBytes(args['inline-max']);
+    if (inlineMax > MAX_INLINE_BYTES) throw new Error(`--inline-max is at most ${MAX_INLINE_BYTES} bytes`);
     const server = await startNameServer({
       dbFile: args.db ?? join(defaultStateDir(), 'name-server', 'meta.db'),
       secret: loadSecret(args['secret-file']),
@@ -43,6 +51,7 @@ export const nameServer = defineCommand({
       deleteGraceMs: args['delete-grace'],
       uploadGraceMs: args['upload-grace'],
       synchronous: args.sync,
+      inlineMax,
       log,
     });
     await runUntilSignal(log, () => server.close());

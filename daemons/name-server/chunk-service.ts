@@ -1,8 +1,9 @@
 import { DfsError } from '../../protocol/errors.js';
 import type { z } from 'zod';
 import type { FileInfo, nameApi } from '../../protocol/name-api.js';
-import type { Attr, ChunkLocation, ChunkRef, Receipt } from '../../protocol/schemas.js';
+import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
+import { sha256 } from '../../common/sha256.js';
 import type { ChunkGuards } from './chunk-guards.js';
 import type { StorageCalls } from './storage-calls.js';
 import type { MetaReader, MetaStore, Mutation } from './meta/store.js';
@@ -17,6 +18,8 @@ export interface ChunkServiceOptions {
   uploadGraceMs: number;
   /** The cluster secret, to check storage servers' receipts. */
   secret: string;
+  /** Largest chunk the name server keeps itself, in its database (0: it keeps none). */
+  inlineMax: number;
 }
 
 /**
@@ -47,11 +50,18 @@ export class ChunkService {
     return live;
   }
 
-  /** Chunks with no live copy: the writer must upload these. Ones with too few copies are copied at commit. */
+  /**
+   * Chunks with no live copy (and not kept by the name server): the writer must upload these. Ones with too
+   * few copies are copied at commit.
+   */
   async missing(hashes: readonly string[]): Promise<string[]> {
     const unique = [...new Set(hashes)];
     const [rows, holders] = await Promise.all([this.meta.read.getChunks(unique), this.liveHolders(unique)]);
-    return unique.filter((hash) => !rows.has(hash) || (holders.get(hash)?.length ?? 0) === 0);
+    const lacking = unique.filter((hash) => !rows.has(hash) || (holders.get(hash)?.length ?? 0) === 0);
+    const known = lacking.filter((hash) => rows.has(hash));
+    if (known.length === 0) return lacking;
+    const kept = await this.meta.read.inlineHeld(known);
+    return lacking.filter((hash) => !kept.has(hash));
   }
 
   /** Course flow step 4: servers report a chunk they now hold. */
@@ -84,8 +94,9 @@ export class ChunkService {
     const ino = input.ino ?? this.namespace.inode(input.path).ino;
     // An empty file has no chunks (each holds at least a byte): a new file's first commit reads nothing.
     const empty = this.namespace.inodeByNumber(ino)?.size === 0;
+    const kept = this.keptChunks(input.path, input.chunks, input.inline ?? []);
     const old = new Set(empty ? [] : (await this.meta.read.fileChunks(ino)).chunks.map((c) => c.hash));
-    const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash));
+    const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash) && !kept.has(c.hash));
     const hashes = fresh.map((c) => c.hash);
     // Pinned from before the check until the commit is durable: no collection can take them in between.
     this.guards.pin(hashes);
@@ -94,10 +105,30 @@ export class ChunkService {
       if (fresh.length > 0) await this.ensureQuorum(fresh, receipts);
       const gcAfter = Date.now() + this.options.uploadGraceMs;
       const placement: Mutation[] = groupReceipts(receipts).map(({ hash, size, servers }) => ({ kind: 'addReplicas', hash, size, servers, gcAfter }));
+      // Kept bytes go in before the chunk list that references them, in the same transaction.
+      for (const [hash, data] of kept) placement.push({ kind: 'keepInline', hash, data, gcAfter });
       return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement, input.attrs);
     } finally {
       this.guards.unpin(hashes);
     }
+  }
+
+  /**
+   * The bytes a commit hands the name server to keep (a small file's chunk), each checked against its place
+   * in the chunk list. Bytes over this server's limit (lowered since the writer asked) are not kept: the
+   * chunk is then an ordinary new one, missing until the writer uploads it to storage servers.
+   */
+  private keptChunks(path: string, chunks: readonly ChunkRef[], inline: readonly InlineChunk[]): Map<string, Buffer> {
+    const kept = new Map<string, Buffer>();
+    for (const { hash, data } of inline) {
+      const ref = chunks.find((c) => c.hash === hash);
+      if (!ref) throw new DfsError('EINVAL', `${path}: chunk ${hash} to keep is not in the file's chunk list`);
+      if (ref.size > this.options.inlineMax) continue;
+      const bytes = Buffer.from(data, 'base64');
+      if (bytes.length !== ref.size || sha256(bytes) !== hash) throw new DfsError('HASH_MISMATCH', `${path}: the bytes to keep do not match chunk ${hash}`, { hash });
+      kept.set(hash, bytes);
+    }
+    return kept;
   }
 
   /**
@@ -158,9 +189,12 @@ export class ChunkService {
       const [rows, holders] = await Promise.all([this.meta.read.getChunks(hashes), this.liveHolders(hashes)]);
       for (const [hash, servers] of copies) if (rows.has(hash)) for (const id of holders.get(hash) ?? []) servers.add(id);
     }
-    const absent = hashes.filter((hash) => count(hash) === 0);
+    let absent = hashes.filter((hash) => count(hash) === 0);
+    // A chunk the name server keeps (another small file's bytes) needs no copies; one being dropped is gone.
+    const kept = absent.length > 0 ? await this.meta.read.inlineHeld(absent.filter((hash) => copies.has(hash))) : new Set<string>();
+    absent = absent.filter((hash) => !kept.has(hash));
     if (absent.length > 0) throw missingError(absent);
-    const short = fresh.filter((c) => count(c.hash) < quorum);
+    const short = fresh.filter((c) => !kept.has(c.hash) && count(c.hash) < quorum);
     if (short.length === 0) return;
     // A chain fell short: record the copies there are, then copy storage-to-storage up to the quorum.
     const gcAfter = Date.now() + this.options.uploadGraceMs;
@@ -178,10 +212,18 @@ export class ChunkService {
   /** A file's attributes, chunk list with live locations, and whether every chunk has its copies. */
   async info(path: string): Promise<FileInfo> {
     const { inode, chunks } = await this.namespace.fileChunks(path);
-    const holders = await this.liveHolders([...new Set(chunks.map((c) => c.hash))]);
+    const unique = [...new Set(chunks.map((c) => c.hash))];
+    // The bytes of chunks kept here (small files) come with the answer; both reads go to SQLite together.
+    const [holders, kept] = await Promise.all([this.liveHolders(unique), this.meta.read.inlineData(unique)]);
     let offset = 0;
     let fully = true;
     const located: ChunkLocation[] = chunks.map((chunk) => {
+      const data = kept.get(chunk.hash);
+      if (data) {
+        const loc = { hash: chunk.hash, size: chunk.size, offset, servers: [], data: data.toString('base64') };
+        offset += chunk.size;
+        return loc;
+      }
       const ids = holders.get(chunk.hash) ?? [];
       if (ids.length < this.options.replicas) fully = false;
       const servers = ids

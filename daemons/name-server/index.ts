@@ -6,7 +6,7 @@ import express from 'express';
 import { announce, type Logger } from '../../common/log.js';
 import { errorHandler, notFound } from '../../protocol/express.js';
 import { listen, RouteTable } from '../../protocol/route-table.js';
-import { fileTypes } from '../../protocol/schemas.js';
+import { fileTypes, MAX_INLINE_BYTES } from '../../protocol/schemas.js';
 import { nowNs } from '../../protocol/time.js';
 import { ChunkGuards } from './chunk-guards.js';
 import { ChunkService } from './chunk-service.js';
@@ -37,6 +37,8 @@ export interface NameServerOptions {
   uploadGraceMs: number;
   /** 'full': every acknowledged change survives power loss; 'normal': survives a crash of the process. */
   synchronous: SyncMode;
+  /** Files up to this many bytes are kept in the database rather than on storage servers (0: none). */
+  inlineMax: number;
   log: Logger;
 }
 
@@ -56,6 +58,12 @@ export const nameServerDefaults = {
   /** An upload of a very large file may take this long between its first chunk and its commit. */
   uploadGraceMs: 60 * 60_000,
   synchronous: 'full' as SyncMode,
+  /**
+   * 64 KiB: most files of a source tree, a mail folder or a home directory. Kept with the file's metadata,
+   * such a file is written in one commit and read in the open that fetches its chunk list, instead of a
+   * round trip to each of two storage servers more; the database grows by their bytes.
+   */
+  inlineMax: 64 * 1024,
 };
 
 export interface RunningNameServer {
@@ -80,6 +88,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     },
   });
   const chunkSize = Number(await meta.read.getMeta('chunk_size'));
+  const inlineMax = Math.min(options.inlineMax, chunkSize, MAX_INLINE_BYTES);
   const calls = new StorageCalls(options.secret);
   const restorer = new Restorer(meta, calls, options.uploadGraceMs, log);
   let replicator: Replicator | undefined;
@@ -102,7 +111,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   replicator = new Replicator(meta, registry, calls, { replicas: options.replicas, concurrency: 4, intervalMs: options.healthIntervalMs }, log);
   const namespace = await Namespace.load(meta, { chunkSize }, log);
   const guards = new ChunkGuards();
-  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs, secret: options.secret }, guards, calls);
+  const chunks = new ChunkService(meta, namespace, registry, replicator, { replicas: options.replicas, chunkSize, uploadGraceMs: options.uploadGraceMs, secret: options.secret, inlineMax }, guards, calls);
   collector = new Collector(meta, registry, calls, { intervalMs: Math.min(options.healthIntervalMs, options.deleteGraceMs), concurrency: 8 }, log, guards);
 
   const app = express();
@@ -119,6 +128,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     calls,
     replicas: options.replicas,
     chunkSize,
+    inlineMax,
     activity: () => ({ copiesMade: replicator?.copiesMade ?? 0, copiesTrimmed: replicator?.copiesTrimmed ?? 0, deletes: collector?.deletesDone ?? 0 }),
   });
   app.use(notFound);
@@ -129,7 +139,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   registry.start();
   replicator.start();
   collector.start();
-  announce(log, 'listening', { url, db: options.dbFile, replicas: options.replicas, chunkSize });
+  announce(log, 'listening', { url, db: options.dbFile, replicas: options.replicas, chunkSize, inlineMax });
   return {
     url,
     meta,

@@ -103,7 +103,8 @@ export class Tree {
       case 'setChunks':
       case 'copyChunks':
       case 'addReplicas':
-        // Chunk lists and placement live in the database only.
+      case 'keepInline':
+        // Chunk lists, placement and kept bytes live in the database only.
         break;
     }
   }

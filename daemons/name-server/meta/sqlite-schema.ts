@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS replicas (
   PRIMARY KEY (hash, server_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS replicas_by_server ON replicas (server_id);
+-- Chunks the name server keeps itself: a small file's whole content, in place of copies on storage servers.
+-- (A rowid table: its rows are blobs of up to a MiB, too large for a WITHOUT ROWID b-tree.)
+CREATE TABLE IF NOT EXISTS inline_chunks (
+  hash TEXT PRIMARY KEY,
+  data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS servers (
   id TEXT PRIMARY KEY,
   url TEXT NOT NULL,

@@ -109,6 +109,11 @@ function statementsFor(m: Mutation, gcAfter: number): Statement[] {
           ['DELETE FROM delete_queue WHERE server_id = ? AND hash = ?', [id, m.hash]],
         ]),
       ];
+    case 'keepInline':
+      return [
+        ['INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?, ?, 0, ?) ON CONFLICT (hash) DO NOTHING', [m.hash, m.data.length, m.gcAfter]],
+        ['INSERT OR IGNORE INTO inline_chunks (hash, data) VALUES (?, ?)', [m.hash, m.data]],
+      ];
     case 'setXattr':
       return [['INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', [m.ino, m.name, m.value]]];
     case 'removeXattr':
@@ -163,7 +168,7 @@ class SqliteReader implements MetaReader {
     return this.db.all(
       `SELECT hash, size, copies FROM (
          SELECT c.hash, c.size, (SELECT count(*) FROM replicas r WHERE r.hash = c.hash AND r.server_id IN (SELECT value FROM json_each(?1))) AS copies
-         FROM chunks c WHERE c.refs > 0
+         FROM chunks c WHERE c.refs > 0 AND NOT EXISTS (SELECT 1 FROM inline_chunks i WHERE i.hash = c.hash)
        ) WHERE copies < ?2 ORDER BY copies LIMIT ?3`,
       [JSON.stringify(live), target, limit],
     );
@@ -182,16 +187,32 @@ class SqliteReader implements MetaReader {
   async replicaCounts(live: readonly string[], target: number): Promise<ReplicaCounts> {
     const row = await this.db.get<ReplicaCounts>(
       `SELECT
-         coalesce(sum(copies > 0 AND copies < ?2 AND refs > 0), 0) AS under,
-         coalesce(sum(copies = 0 AND refs > 0), 0) AS unavailable,
+         coalesce(sum(copies > 0 AND copies < ?2 AND refs > 0 AND NOT kept), 0) AS under,
+         coalesce(sum(copies = 0 AND refs > 0 AND NOT kept), 0) AS unavailable,
          coalesce(sum(copies > ?2), 0) AS over
        FROM (
-         SELECT c.refs, (SELECT count(*) FROM replicas r WHERE r.hash = c.hash AND r.server_id IN (SELECT value FROM json_each(?1))) AS copies
+         SELECT c.refs, EXISTS (SELECT 1 FROM inline_chunks i WHERE i.hash = c.hash) AS kept,
+           (SELECT count(*) FROM replicas r WHERE r.hash = c.hash AND r.server_id IN (SELECT value FROM json_each(?1))) AS copies
          FROM chunks c
        )`,
       [JSON.stringify(live), target],
     );
     return row ?? { under: 0, unavailable: 0, over: 0 };
+  }
+
+  async inlineHeld(hashes: readonly string[]): Promise<Set<string>> {
+    if (hashes.length === 0) return new Set();
+    const rows = await this.db.all<{ hash: string }>(
+      'SELECT i.hash FROM inline_chunks i JOIN chunks c ON c.hash = i.hash WHERE i.hash IN (SELECT value FROM json_each(?))',
+      [JSON.stringify(hashes)],
+    );
+    return new Set(rows.map((r) => r.hash));
+  }
+
+  async inlineData(hashes: readonly string[]): Promise<Map<string, Buffer>> {
+    if (hashes.length === 0) return new Map();
+    const rows = await this.db.all<{ hash: string; data: Buffer }>('SELECT hash, data FROM inline_chunks WHERE hash IN (SELECT value FROM json_each(?))', [JSON.stringify(hashes)]);
+    return new Map(rows.map((r) => [r.hash, r.data]));
   }
 
   async serverChunks(serverId: string): Promise<string[]> {
@@ -255,6 +276,7 @@ class SqliteTx extends SqliteReader implements MetaTx {
   async dropChunk(hash: string, now: number): Promise<void> {
     await this.db.run('INSERT OR IGNORE INTO delete_queue (server_id, hash, queued_at) SELECT server_id, hash, ? FROM replicas WHERE hash = ?', [now, hash]);
     await this.db.run('DELETE FROM replicas WHERE hash = ?', [hash]);
+    await this.db.run('DELETE FROM inline_chunks WHERE hash = ?', [hash]);
     await this.db.run('DELETE FROM chunks WHERE hash = ?', [hash]);
   }
 

@@ -65,6 +65,8 @@ export type Mutation =
   | { kind: 'copyChunks'; from: number; to: number }
   /** Servers hold a chunk (a commit's receipts); a chunk new to the database is collectable after gcAfter. */
   | { kind: 'addReplicas'; hash: string; size: number; servers: readonly string[]; gcAfter: number }
+  /** The name server keeps a chunk's bytes itself (a small file's); a chunk new to the database as above. */
+  | { kind: 'keepInline'; hash: string; data: Buffer; gcAfter: number }
   | { kind: 'setXattr'; ino: number; name: string; value: Buffer }
   | { kind: 'removeXattr'; ino: number; name: string };
 
@@ -105,11 +107,18 @@ export interface MetaReader {
   /** Server ids holding each chunk (all of them, live or not). */
   replicaServers(hashes: readonly string[]): Promise<Map<string, string[]>>;
   listServers(): Promise<ServerRow[]>;
-  /** Chunks referenced by files with fewer than `target` copies on `live` servers, fewest first. */
+  /**
+   * Chunks referenced by files with fewer than `target` copies on `live` servers, fewest first (chunks the
+   * name server keeps itself need none).
+   */
   underReplicated(live: readonly string[], target: number, limit: number): Promise<{ hash: string; size: number; copies: number }[]>;
   /** Chunks with more than `target` copies on `live` servers. */
   overReplicated(live: readonly string[], target: number, limit: number): Promise<{ hash: string; size: number; copies: number }[]>;
   replicaCounts(live: readonly string[], target: number): Promise<ReplicaCounts>;
+  /** Which of these chunks the name server keeps itself. */
+  inlineHeld(hashes: readonly string[]): Promise<Set<string>>;
+  /** The bytes of those of these chunks the name server keeps itself. */
+  inlineData(hashes: readonly string[]): Promise<Map<string, Buffer>>;
   /** Chunks held by a server, per the database. */
   serverChunks(serverId: string): Promise<string[]>;
   /** Unreferenced chunks whose grace period ran out. */
@@ -129,7 +138,7 @@ export interface MetaTx extends MetaReader {
    */
   addReplicas(hash: string, size: number, serverIds: readonly string[], gcAfter: number): Promise<void>;
   removeReplica(hash: string, serverId: string): Promise<void>;
-  /** Forgets a chunk and its replicas, queueing a delete on every server that held it. */
+  /** Forgets a chunk, its replicas and its kept bytes, queueing a delete on every server that held it. */
   dropChunk(hash: string, now: number): Promise<void>;
   upsertServer(server: ServerRow): Promise<boolean>;
   queueDelete(hash: string, serverId: string, now: number): Promise<void>;

@@ -14,6 +14,7 @@ export interface ClusterRouteDeps {
   calls: StorageCalls;
   replicas: number;
   chunkSize: number;
+  inlineMax: number;
   activity: () => { copiesMade: number; copiesTrimmed: number; deletes: number };
 }
 
@@ -29,6 +30,7 @@ export function clusterRoutes(routes: RouteTable, deps: ClusterRouteDeps): void 
     return {
       ok: alive.length > 0,
       chunkSize: deps.chunkSize,
+      inlineMax: deps.inlineMax,
       replicas: deps.replicas,
       files: tree.files,
       dirs: tree.dirs,
