@@ -44,6 +44,7 @@ export class ChunkService {
   }
 
   private async liveHolders(hashes: readonly string[], reader: MetaReader = this.meta.read): Promise<Map<string, string[]>> {
+    if (hashes.length === 0) return new Map();
     const all = await reader.replicaServers(hashes);
     const live = new Map<string, string[]>();
     for (const hash of hashes) live.set(hash, (all.get(hash) ?? []).filter((id) => this.registry.isHolder(id)));
@@ -95,7 +96,9 @@ export class ChunkService {
     // An empty file has no chunks (each holds at least a byte): a new file's first commit reads nothing.
     const empty = this.namespace.inodeByNumber(ino)?.size === 0;
     const kept = this.keptChunks(input.path, input.chunks, input.inline ?? []);
-    const old = new Set(empty ? [] : (await this.meta.read.fileChunks(ino)).chunks.map((c) => c.hash));
+    // A small file's commit hands over all its bytes: the list it replaces need not be read.
+    const allKept = input.chunks.every((c) => kept.has(c.hash));
+    const old = new Set(empty || allKept ? [] : (await this.meta.read.fileChunks(ino)).chunks.map((c) => c.hash));
     const fresh = uniqueChunks(input.chunks).filter((c) => !old.has(c.hash) && !kept.has(c.hash));
     const hashes = fresh.map((c) => c.hash);
     // Pinned from before the check until the commit is durable: no collection can take them in between.
@@ -212,15 +215,13 @@ export class ChunkService {
   /** A file's attributes, chunk list with live locations, and whether every chunk has its copies. */
   async info(path: string): Promise<FileInfo> {
     const { inode, chunks } = await this.namespace.fileChunks(path);
-    const unique = [...new Set(chunks.map((c) => c.hash))];
-    // The bytes of chunks kept here (small files) come with the answer; both reads go to SQLite together.
-    const [holders, kept] = await Promise.all([this.liveHolders(unique), this.meta.read.inlineData(unique)]);
+    // The bytes of chunks kept here (small files) came with the list: only the others have holders to find.
+    const holders = await this.liveHolders([...new Set(chunks.filter((c) => !c.kept).map((c) => c.hash))]);
     let offset = 0;
     let fully = true;
     const located: ChunkLocation[] = chunks.map((chunk) => {
-      const data = kept.get(chunk.hash);
-      if (data) {
-        const loc = { hash: chunk.hash, size: chunk.size, offset, servers: [], data: data.toString('base64') };
+      if (chunk.kept) {
+        const loc = { hash: chunk.hash, size: chunk.size, offset, servers: [], data: chunk.kept.toString('base64') };
         offset += chunk.size;
         return loc;
       }

@@ -4,7 +4,7 @@ import { checkName, splitPath } from '../../protocol/names.js';
 import { fileTypes, PERMISSION_BITS, S_IFMT, typeOfMode, type Attr, type ChunkRef } from '../../protocol/schemas.js';
 import { changedFields, type AttrChanges } from '../../protocol/name-api.js';
 import { nowNs } from '../../protocol/time.js';
-import { ROOT_INO, type InodePatch, type InodeRow, type MetaStore, type Mutation } from './meta/store.js';
+import { ROOT_INO, type InodePatch, type InodeRow, type MetaStore, type Mutation, type StoredChunk } from './meta/store.js';
 import { Tree } from './tree.js';
 
 /**
@@ -234,7 +234,7 @@ export class Namespace {
    * version than the attributes (an append's new size with the old list, or the reverse) is read again once
    * the writes under way are done.
    */
-  async fileChunks(path: string): Promise<{ inode: InodeRow; chunks: ChunkRef[] }> {
+  async fileChunks(path: string): Promise<{ inode: InodeRow; chunks: StoredChunk[] }> {
     for (let attempt = 1; ; attempt++) {
       const inode = this.resolve(path);
       if (isDir(inode.mode)) throw fsError('EISDIR', path);

@@ -1,8 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import type { ChunkRef } from '../../../protocol/schemas.js';
 import { SqliteConnection, type Params } from './sqlite-connection.js';
 import { SCHEMA_VERSION, schemaSql } from './sqlite-schema.js';
-import type { ChunkRow, EntryRow, InodeRow, MetaReader, MetaStore, MetaTx, Mutation, NamespaceSnapshot, ReplicaCounts, ServerRow, XattrRow } from './store.js';
+import type { ChunkRow, EntryRow, InodeRow, MetaReader, MetaStore, MetaTx, Mutation, NamespaceSnapshot, ReplicaCounts, ServerRow, StoredChunk, XattrRow } from './store.js';
 
 const INODE_FIELDS = ['mode', 'uid', 'gid', 'size', 'nlink', 'rdev', 'atime', 'mtime', 'ctime', 'version', 'target'] as const;
 /** Most operations one group commit takes in. */
@@ -128,13 +127,14 @@ class SqliteReader implements MetaReader {
     return (await this.db.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]))?.value;
   }
 
-  async fileChunks(ino: number): Promise<{ version: number | undefined; chunks: ChunkRef[] }> {
-    // One statement: the version and the list come from the same snapshot.
-    const rows = await this.db.all<{ version: number; hash: string | null; size: number | null }>(
-      'SELECT i.version, f.hash, f.size FROM inodes i LEFT JOIN file_chunks f ON f.ino = i.ino WHERE i.ino = ? ORDER BY f.idx',
+  async fileChunks(ino: number): Promise<{ version: number | undefined; chunks: StoredChunk[] }> {
+    // One statement: the version, the list and the kept bytes come from the same snapshot.
+    const rows = await this.db.all<{ version: number; hash: string | null; size: number | null; data: Buffer | null }>(
+      `SELECT i.version, f.hash, f.size, k.data FROM inodes i LEFT JOIN file_chunks f ON f.ino = i.ino LEFT JOIN inline_chunks k ON k.hash = f.hash
+       WHERE i.ino = ? ORDER BY f.idx`,
       [ino],
     );
-    const chunks = rows.flatMap((r) => (r.hash === null || r.size === null ? [] : [{ hash: r.hash, size: r.size }]));
+    const chunks = rows.flatMap((r) => (r.hash === null || r.size === null ? [] : [{ hash: r.hash, size: r.size, ...(r.data ? { kept: r.data } : {}) }]));
     return { version: rows[0]?.version, chunks };
   }
 
@@ -207,12 +207,6 @@ class SqliteReader implements MetaReader {
       [JSON.stringify(hashes)],
     );
     return new Set(rows.map((r) => r.hash));
-  }
-
-  async inlineData(hashes: readonly string[]): Promise<Map<string, Buffer>> {
-    if (hashes.length === 0) return new Map();
-    const rows = await this.db.all<{ hash: string; data: Buffer }>('SELECT hash, data FROM inline_chunks WHERE hash IN (SELECT value FROM json_each(?))', [JSON.stringify(hashes)]);
-    return new Map(rows.map((r) => [r.hash, r.data]));
   }
 
   async serverChunks(serverId: string): Promise<string[]> {

@@ -78,6 +78,11 @@ export interface ServerRow {
   registeredAt: number;
 }
 
+/** A chunk of a file's list as stored, with its bytes when the name server keeps them. */
+export interface StoredChunk extends ChunkRef {
+  kept?: Buffer;
+}
+
 export interface ChunkRow {
   hash: string;
   size: number;
@@ -102,7 +107,7 @@ export interface MetaReader {
    * A file's chunk list and the inode version it belongs to, read together (one snapshot); no version
    * when the database does not have the inode yet.
    */
-  fileChunks(ino: number): Promise<{ version: number | undefined; chunks: ChunkRef[] }>;
+  fileChunks(ino: number): Promise<{ version: number | undefined; chunks: StoredChunk[] }>;
   getChunks(hashes: readonly string[]): Promise<Map<string, ChunkRow>>;
   /** Server ids holding each chunk (all of them, live or not). */
   replicaServers(hashes: readonly string[]): Promise<Map<string, string[]>>;
@@ -117,8 +122,6 @@ export interface MetaReader {
   replicaCounts(live: readonly string[], target: number): Promise<ReplicaCounts>;
   /** Which of these chunks the name server keeps itself. */
   inlineHeld(hashes: readonly string[]): Promise<Set<string>>;
-  /** The bytes of those of these chunks the name server keeps itself. */
-  inlineData(hashes: readonly string[]): Promise<Map<string, Buffer>>;
   /** Chunks held by a server, per the database. */
   serverChunks(serverId: string): Promise<string[]>;
   /** Unreferenced chunks whose grace period ran out. */
