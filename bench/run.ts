@@ -198,12 +198,14 @@ async function main(): Promise<void> {
     scratch = undefined;
   }
 
+  // After a signal the process is on its way out: start nothing more (a child started now would outlive it).
+  if (interrupted) return;
   if (!skip.has('metadata')) {
     log('\nmetadata benchmark (name server, concurrent clients)');
     const ops = values['metadata-ops'] ?? (values.quick ? '1000' : '4000');
     await runScript(METADATA_SCRIPT, ['--clients', values['metadata-clients']!, '--ops', ops], (f) => extra.metadata!.push(f), '[metadata] ');
   }
-  if (!skip.has('repair')) {
+  if (!skip.has('repair') && !interrupted) {
     log('\nrepair benchmark (kill -9 of a storage server)');
     const chunks = values['repair-chunks'] ?? (values.quick ? '16' : '64');
     await runScript(REPAIR_SCRIPT, ['--chunks', chunks], (f) => extra.repair!.push(f), '[repair] ');
