@@ -45,9 +45,29 @@ export function issueToken(secret: string, scope: TokenScope, ttlMs: number, ext
   return `${PREFIX}.${body}.${sign(secret, body).toString('base64url')}`;
 }
 
+/**
+ * Tokens whose signature checked out lately, with their claims. A client sends the same token with every
+ * call for minutes (TokenMinter), and the HMAC was checked again on each. The name server alone, 8 clients,
+ * old and new alternated 3 times (medians): creates 3,476 → 3,892/s, lists 3,112 → 3,356, stats 11,651 →
+ * 12,329, renames 4,537 → 4,657, unlinks unchanged. Keyed by the whole token, signature included, and by
+ * the secret it was checked with; expiry and scope are checked on every call.
+ */
+const verified = new Map<string, { secret: string; claims: TokenClaims }>();
+/** Past this many, the cache starts over (one-chunk tokens of deletes and copies come and go). */
+const MAX_VERIFIED = 4096;
+
 /** Checks signature, expiry and scope; throws UNAUTHORIZED or FORBIDDEN. */
 export function verifyToken(secret: string, token: string | undefined, scopes: readonly TokenScope[]): TokenClaims {
   if (!token) throw new DfsError('UNAUTHORIZED', 'a token is required');
+  const known = verified.get(token);
+  const claims = known && known.secret === secret ? known.claims : checkSignature(secret, token);
+  if (claims.exp < Date.now()) throw new DfsError('UNAUTHORIZED', 'token expired');
+  if (!scopes.includes(claims.scope)) throw new DfsError('FORBIDDEN', `a ${claims.scope} token does not allow this`);
+  return claims;
+}
+
+/** The claims of a token whose signature is right (remembered for the next call); throws UNAUTHORIZED. */
+function checkSignature(secret: string, token: string): TokenClaims {
   const parts = token.split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) throw new DfsError('UNAUTHORIZED', 'malformed token');
   const [, body, signature] = parts as [string, string, string];
@@ -60,8 +80,9 @@ export function verifyToken(secret: string, token: string | undefined, scopes: r
   } catch {
     throw new DfsError('UNAUTHORIZED', 'malformed token');
   }
-  if (typeof claims.exp !== 'number' || claims.exp < Date.now()) throw new DfsError('UNAUTHORIZED', 'token expired');
-  if (!scopes.includes(claims.scope)) throw new DfsError('FORBIDDEN', `a ${claims.scope} token does not allow this`);
+  if (typeof claims.exp !== 'number') throw new DfsError('UNAUTHORIZED', 'malformed token');
+  if (verified.size >= MAX_VERIFIED) verified.clear();
+  verified.set(token, { secret, claims: Object.freeze(claims) });
   return claims;
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { nameApi } from '../protocol/name-api.js';
 import { FORWARD_HEADER } from '../protocol/storage-api.js';
-import { issueToken, signReceipt, type TokenScope } from '../protocol/token.js';
+import { issueToken, signReceipt, verifyToken, type TokenScope } from '../protocol/token.js';
 import { bufferSource, chunkFiles, readAll, sha256Hex, sleep, startCluster, type TestCluster } from './harness.js';
 import { apiCall, assertError, rawRequest, tree } from './http-helpers.js';
 
@@ -384,3 +384,25 @@ test('a commit counts a copy by a receipt only if it is genuine and recent: forg
   t.is(fresh.status, 200, fresh.body.toString('utf8'));
   t.is((await cluster.client.ns.call(nameApi.stat, { path: '/taken' })).size, data.length);
 });
+
+test('a token checked once is taken again without its HMAC, but never past its expiry, outside its scope, or under another secret', async (t) => {
+  const secret = randomBytes(32).toString('hex');
+  const token = issueToken(secret, 'client', 300);
+  const first = verifyToken(secret, token, ['client']);
+  t.is(verifyToken(secret, token, ['client']), first, 'the second check answers from what the first found');
+  t.is(errorOf(() => verifyToken(secret, token, ['storage'])), 'FORBIDDEN');
+  t.is(errorOf(() => verifyToken(OTHER_SECRET, token, ['client'])), 'UNAUTHORIZED', 'a token checked under one secret is not good under another');
+  // Its signature only: a token with the same claims signed with another secret is refused.
+  t.is(errorOf(() => verifyToken(secret, `${token.slice(0, token.lastIndexOf('.'))}.${issueToken(OTHER_SECRET, 'client', 300).split('.')[2]}`, ['client'])), 'UNAUTHORIZED');
+  await sleep(400);
+  t.is(errorOf(() => verifyToken(secret, token, ['client'])), 'UNAUTHORIZED', 'expired, though it was checked before');
+});
+
+function errorOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+}
