@@ -47,9 +47,12 @@ export class DfsClient {
     this.parallel = options.parallel ?? 4;
   }
 
-  /** How the cluster cuts files: its chunk size, and the largest file the name server keeps itself. */
-  async layout(): Promise<ClusterLayout> {
-    if (!this.layoutCache) {
+  /**
+   * How the cluster cuts files: its chunk size, and the largest file the name server keeps itself. Asked
+   * once; `fresh` asks again (the name server refused bytes to keep: its limit was lowered since).
+   */
+  async layout(options: { fresh?: boolean } = {}): Promise<ClusterLayout> {
+    if (!this.layoutCache || options.fresh) {
       const { chunkSize, inlineMax } = await this.ns.call(nameApi.status, {});
       this.layoutCache = { chunkSize, inlineMax };
     }
@@ -121,6 +124,11 @@ export class DfsClient {
       } catch (err) {
         if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
         const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
+        if (inline.some((c) => missing.has(c.hash))) {
+          // Bytes the name server would not keep: its limit was lowered. They go to storage servers now.
+          inline = [];
+          this.layoutCache = undefined;
+        }
         const again = refs.map((ref, index) => ({ ref, index })).filter(({ ref }) => missing.delete(ref.hash));
         await forEachLimited(again, this.parallel, async ({ ref, index }) => {
           const data = await source.read(index * chunkSize, ref.size);

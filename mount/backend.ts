@@ -11,16 +11,34 @@ import type { FileBackend } from './open-file.js';
 /** The cluster as open files see it: chunk bytes through the cache, uploads bounded, commits. */
 export class MountBackend implements FileBackend {
   private readonly uploads: Semaphore;
+  private relearning: Promise<void> | undefined;
 
   constructor(
     private readonly client: DfsClient,
     private readonly cache: ChunkCache,
     readonly chunkSize: number,
-    readonly inlineMax: number,
+    private limit: number,
     uploadConcurrency: number,
     private readonly log: Logger,
   ) {
     this.uploads = new Semaphore(uploadConcurrency);
+  }
+
+  get inlineMax(): number {
+    return this.limit;
+  }
+
+  inlineRefused(): void {
+    // Until the name server says otherwise, small files go to storage servers (no refused commit each).
+    this.limit = 0;
+    this.relearning ??= this.client
+      .layout({ fresh: true })
+      .then(({ inlineMax }) => {
+        this.limit = inlineMax;
+        this.log.info({ inlineMax }, 'the name server keeps smaller files than before');
+      })
+      .catch(() => undefined)
+      .finally(() => (this.relearning = undefined));
   }
 
   readChunk(hash: string, servers: readonly ServerRef[], path: string): Promise<Buffer> {

@@ -23,6 +23,8 @@ export interface FileBackend {
   remember(hash: string, data: Buffer): void;
   /** Files up to this many bytes go to the name server with their commit, not to storage servers (0: none). */
   readonly inlineMax: number;
+  /** The name server would not keep a small file's bytes: its limit was lowered since it was learnt. */
+  inlineRefused(): void;
   commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges, inline: InlineChunk[]): Promise<Attr>;
 }
 
@@ -420,8 +422,13 @@ export class OpenFile {
         return attr;
       } catch (err) {
         if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
-        // Copies went missing between upload and commit (servers died): upload them again.
+        // Copies went missing between upload and commit (servers died), or the name server would not keep a
+        // small file's bytes: upload them.
         const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
+        if (inline.some((c) => missing.has(c.hash))) {
+          inline = [];
+          this.backend.inlineRefused();
+        }
         await Promise.all(
           [...missing].map(async (hash) => {
             const slot = this.slots.find((s) => s.kind === 'stored' && s.hash === hash);

@@ -1,6 +1,8 @@
 import test from 'ava';
 import { nameApi } from '../protocol/name-api.js';
+import { join } from 'node:path';
 import { sha256Hex, bufferSource, readAll, startCluster } from './harness.js';
+import { sh, startMount } from './mount-harness.js';
 import { copiesOnDisk, databaseProblems, diskSnapshots, errorCode, randomBlob } from './store-checks.js';
 
 // Small files are kept by the name server, in its database: written in one commit, read in the open that
@@ -82,4 +84,32 @@ test.serial('bytes to keep are checked against their hash; over the limit, or wh
   t.is(await errorCode(none.client.ns.call(nameApi.commit, { path: '/f', chunks, size: 1000, inline: [{ hash: blob.sha, data: blob.data.toString('base64') }] })), 'CHUNKS_MISSING');
   await none.client.writeFile('/small', bufferSource(blob.data));
   t.is((await none.client.info('/small')).chunks[0]!.servers.length, 2, 'with --inline-max 0 a small file is on storage servers');
+});
+
+test.serial('a mount whose name server stops keeping small files sends them to storage servers, after one refused commit', async (t) => {
+  const cluster = await startCluster(t);
+  const mount = await startMount(t, cluster, [], { DFS_TRACE_HTTP: '1' });
+  const commits = (): number => mount.process.lines.filter((line) => line.startsWith('{"trace"') && line.includes('/fs/commit')).length;
+  const write = async (name: string): Promise<void> => {
+    const r = await sh(`head -c 3000 /dev/urandom > ${join(mount.dir, name)}`);
+    t.is(r.code, 0, r.stderr);
+  };
+  await write('a');
+  t.deepEqual((await cluster.client.info('/a')).chunks[0]!.servers, []);
+
+  // The same database, the same port: the mount carries on, not knowing the limit changed.
+  cluster.options.nameServerArgs = ['--inline-max', '0'];
+  await cluster.nameServer.stop();
+  await cluster.startNameServer();
+  await cluster.waitAlive(cluster.options.storageServers);
+  let before = commits();
+  await write('b');
+  t.is((await cluster.client.info('/b')).chunks[0]!.servers.length, 2, 'b is on two storage servers');
+  t.is(commits() - before, 2, "b's bytes were refused once, then uploaded and committed");
+  before = commits();
+  await write('c');
+  t.is((await cluster.client.info('/c')).chunks[0]!.servers.length, 2);
+  t.is(commits() - before, 1, 'c went to storage servers at once: the mount learnt the new limit');
+  // The file kept before the change is still read from the name server.
+  t.is((await sh(`wc -c < ${join(mount.dir, 'a')}`)).stdout.trim(), '3000');
 });
