@@ -2,8 +2,7 @@ import { DfsError } from '../protocol/errors.js';
 import type { ChunkLocation, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { getChunk, putChunk } from '../protocol/storage-client.js';
 import type { RouteClient } from '../protocol/http-client.js';
-import { nameApi } from '../protocol/name-api.js';
-import { sha256 } from '../common/sha256.js';
+import { keptBytes, nameApi } from '../protocol/name-api.js';
 
 interface Placement {
   token: string;
@@ -88,9 +87,9 @@ export class ChunkIO {
    * Reads a chunk (or a range of it): the bytes the name server sent with it (a small file's), else from the
    * first replica that serves it whole and right.
    */
-  async read(chunk: Pick<ChunkLocation, 'hash' | 'servers' | 'data'>, range?: { start: number; end: number }): Promise<Buffer> {
-    if (chunk.data !== undefined) {
-      const data = inlineBytes(chunk.hash, chunk.data);
+  async read(chunk: ChunkLocation | Pick<ChunkLocation, 'hash' | 'servers'>, range?: { start: number; end: number }): Promise<Buffer> {
+    if ('data' in chunk && chunk.data !== undefined) {
+      const data = keptBytes(chunk, chunk.data);
       return range ? data.subarray(range.start, range.end) : data;
     }
     let lastError: unknown = new DfsError('EIO', `chunk ${chunk.hash} has no live copy`);
@@ -107,13 +106,6 @@ export class ChunkIO {
     }
     throw lastError instanceof DfsError ? new DfsError('EIO', lastError.message) : new DfsError('EIO', String(lastError));
   }
-}
-
-/** The bytes of a chunk the name server keeps, checked against its name like any other chunk's. */
-export function inlineBytes(hash: string, base64: string): Buffer {
-  const data = Buffer.from(base64, 'base64');
-  if (sha256(data) !== hash) throw new DfsError('EIO', `the name server's copy of chunk ${hash} does not match its hash`);
-  return data;
 }
 
 /** The receipts of the servers that stored a chunk, as a commit carries them. */

@@ -1,10 +1,5 @@
 import type { FuseOps } from 'fuse-native';
 
-/**
- * DFS_TRACE_FUSE=1: one line on stderr per FUSE operation with the time from its call to its answer (to
- * see where time goes between the kernel and the name and storage servers; DFS_TRACE_HTTP shows the calls),
- * and for reads and writes the bytes the kernel asked for.
- */
 /** One line of the trace, as traceFuseOps writes it and tests read it. */
 export interface FuseTraceLine {
   trace: 'fuse';
@@ -14,6 +9,12 @@ export interface FuseTraceLine {
   bytes?: number;
   ms: number;
 }
+
+/**
+ * DFS_TRACE_FUSE=1: one line on stderr per FUSE operation with the time from its call to its answer (to
+ * see where time goes between the kernel and the name and storage servers; DFS_TRACE_HTTP shows the calls),
+ * and for reads and writes the bytes the kernel asked for.
+ */
 
 export function traceFuseOps(ops: FuseOps): FuseOps {
   if (process.env.DFS_TRACE_FUSE !== '1') return ops;

@@ -1,8 +1,8 @@
 import { Mutex } from '../common/semaphore.js';
 import { DfsError } from '../protocol/errors.js';
-import { keptByNameServer, type AttrChanges } from '../protocol/name-api.js';
+import { keptByNameServer, keptBytes, type AttrChanges } from '../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
-import { inlineBytes, receiptsOf } from '../client/chunk-io.js';
+import { receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
 
 /** What an open file needs from the rest of the mount. */
@@ -50,7 +50,7 @@ interface StoredSlot {
 
 /** A committed chunk as the name server lists it, with the bytes it keeps itself. */
 function storedSlot(c: ChunkLocation): StoredSlot {
-  return { kind: 'stored', hash: c.hash, size: c.size, servers: c.servers, ...(c.data !== undefined ? { inline: inlineBytes(c.hash, c.data) } : {}) };
+  return { kind: 'stored', hash: c.hash, size: c.size, servers: c.servers, ...(c.data !== undefined ? { inline: keptBytes(c, c.data) } : {}) };
 }
 
 interface DirtySlot {

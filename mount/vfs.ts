@@ -213,14 +213,12 @@ export class Vfs {
   /**
    * A file's info for opening it. An answer that left before this mount's own last commit of the file landed
    * (another handle's close, whose open file has since been dropped) would make the next append lose that
-   * commit: then it asks again.
+   * commit: then it asks again, once. That commit is acknowledged by now, so the second answer has it.
    */
   private async infoToOpen(path: string): Promise<FileInfo> {
-    let info = await this.ns().call(nameApi.info, { path });
-    for (let again = 0; again < 3 && info.attr.version < (this.committed.get(info.attr.ino) ?? 0); again++) {
-      info = await this.ns().call(nameApi.info, { path });
-    }
-    return info;
+    const info = await this.ns().call(nameApi.info, { path });
+    if (info.attr.version >= (this.committed.get(info.attr.ino) ?? 0)) return info;
+    return this.ns().call(nameApi.info, { path });
   }
 
   async open(path: string, flags: number): Promise<number> {

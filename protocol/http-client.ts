@@ -52,8 +52,17 @@ export async function httpExchange(url: string, req: HttpRequest): Promise<HttpR
   try {
     return await exchange(url, req);
   } finally {
-    process.stderr.write(`${JSON.stringify({ trace: 'http', method: req.method, url: url.replace(/\?.*$/, ''), ms: Number((performance.now() - started).toFixed(2)) })}\n`);
+    const line: HttpTraceLine = { trace: 'http', method: req.method, url: url.replace(/\?.*$/, ''), ms: Number((performance.now() - started).toFixed(2)) };
+    process.stderr.write(`${JSON.stringify(line)}\n`);
   }
+}
+
+/** One line of that trace, as httpExchange writes it and tests read it (the URL without its query). */
+export interface HttpTraceLine {
+  trace: 'http';
+  method: HttpRequest['method'];
+  url: string;
+  ms: number;
 }
 
 /** DFS_TRACE_HTTP=1: one line on stderr per call with its duration (to see where time goes). */

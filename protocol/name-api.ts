@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { sha256 } from '../common/sha256.js';
 import { route } from './contract.js';
+import { DfsError } from './errors.js';
 import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, InlineChunk, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
 
 /** Name-server routes. Namespace calls are by path, since FUSE 2 is path-based. */
@@ -74,6 +76,16 @@ export type ClusterStatus = z.infer<typeof ClusterStatus>;
 /** Whether a writer sends a file's bytes for the name server to keep: one chunk, at most the cluster's limit. */
 export function keptByNameServer(size: number, inlineMax: number): boolean {
   return size > 0 && size <= inlineMax;
+}
+
+/**
+ * The bytes of a chunk the name server keeps, from their base64, checked against the chunk's size and hash
+ * like any chunk's (by the name server when a writer hands them over, by a reader when they come back).
+ */
+export function keptBytes(chunk: ChunkRef, base64: string): Buffer {
+  const data = Buffer.from(base64, 'base64');
+  if (data.length !== chunk.size || sha256(data) !== chunk.hash) throw new DfsError('HASH_MISMATCH', `the bytes kept for chunk ${chunk.hash} do not match it`, { hash: chunk.hash });
+  return data;
 }
 
 export const FileInfo = z.object({

@@ -2,7 +2,7 @@ import test from 'ava';
 import { nameApi } from '../protocol/name-api.js';
 import { join } from 'node:path';
 import { sha256Hex, bufferSource, readAll, startCluster } from './harness.js';
-import { sh, startMount } from './mount-harness.js';
+import { httpTrace, sh, startMount, TRACE_HTTP } from './mount-harness.js';
 import { copiesOnDisk, databaseProblems, diskSnapshots, errorCode, randomBlob } from './store-checks.js';
 
 // Small files are kept by the name server, in its database: written in one commit, read in the open that
@@ -88,8 +88,8 @@ test.serial('bytes to keep are checked against their hash; over the limit, or wh
 
 test.serial('a mount whose name server stops keeping small files sends them to storage servers, after one refused commit', async (t) => {
   const cluster = await startCluster(t);
-  const mount = await startMount(t, cluster, [], { DFS_TRACE_HTTP: '1' });
-  const commits = (): number => mount.process.lines.filter((line) => line.startsWith('{"trace"') && line.includes('/fs/commit')).length;
+  const mount = await startMount(t, cluster, [], TRACE_HTTP);
+  const commits = (): number => httpTrace(mount, /^\/fs\/commit$/).length;
   const write = async (name: string): Promise<void> => {
     const r = await sh(`head -c 3000 /dev/urandom > ${join(mount.dir, name)}`);
     t.is(r.code, 0, r.stderr);

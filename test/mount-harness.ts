@@ -5,6 +5,7 @@ import type { ExecutionContext } from 'ava';
 import { forceUnmount, run, type RunResult } from '../bench/proc.js';
 import { spawnDaemon, type DaemonProcess } from '../common/daemon-process.js';
 import type { FuseTraceLine } from '../mount/fuse-trace.js';
+import type { HttpTraceLine } from '../protocol/http-client.js';
 import type { TestCluster } from './harness.js';
 
 /**
@@ -76,6 +77,16 @@ export async function startMount(
 
 /** Start a mount with this environment to have it trace every FUSE operation (mount/fuse-trace.ts). */
 export const TRACE_FUSE = { DFS_TRACE_FUSE: '1' };
+/** Start a mount with this environment to have it trace every remote call (protocol/http-client.ts). */
+export const TRACE_HTTP = { DFS_TRACE_HTTP: '1' };
+
+/** The remote calls a mount started with TRACE_HTTP has made so far, to paths matching `path` if given. */
+export function httpTrace(mount: TestMount, path?: RegExp): HttpTraceLine[] {
+  return mount.process.lines
+    .filter((line) => line.startsWith('{"trace":"http"'))
+    .map((line) => JSON.parse(line) as HttpTraceLine)
+    .filter((line) => !path || path.test(new URL(line.url).pathname));
+}
 
 /** The FUSE operations named `op` that a mount started with TRACE_FUSE has answered so far. */
 export function fuseTrace(mount: TestMount, op: string): FuseTraceLine[] {

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { startCluster } from './harness.js';
-import { startMount } from './mount-harness.js';
+import { httpTrace, startMount, TRACE_HTTP } from './mount-harness.js';
 import { eventually, localDir, q, run } from './mount-util.js';
 
 /** Two mounts of one cluster: close-to-open consistency, and other clients' renames after the attribute timeout. */
@@ -76,11 +76,11 @@ test.serial('a rename in one mount shows in the other once the attribute and ent
 
 test.serial('a folder this mount just made answers "no such name" itself; another mount\'s new name there shows within the timeout', async (t) => {
   const cluster = await startCluster(t);
-  const a = await startMount(t, cluster, mountArgs, { DFS_TRACE_HTTP: '1' });
+  const a = await startMount(t, cluster, mountArgs, TRACE_HTTP);
   const b = await startMount(t, cluster, mountArgs);
   const local = await localDir(t);
   await run('for i in $(seq 20); do echo "file $i" > f$i; done', { cwd: local });
-  const stats = (): number => a.process.lines.filter((line) => line.includes('"trace":"http"') && line.includes('/fs/stat')).length;
+  const stats = (): number => httpTrace(a, /^\/fs\/stat$/).length;
 
   // cp looks up every name before creating it; A made the folder, so it knows they are not there.
   const before = stats();

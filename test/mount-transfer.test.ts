@@ -2,25 +2,16 @@ import { createHash } from 'node:crypto';
 import { chmod, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import type { DaemonProcess } from '../common/daemon-process.js';
 import { chunkFiles, startCluster } from './harness.js';
-import { sh, startMount } from './mount-harness.js';
+import { httpTrace, sh, startMount, TRACE_HTTP, type TestMount } from './mount-harness.js';
 
 /**
  * What the mount moves over the network, counted from its own trace of every remote call
  * (DFS_TRACE_HTTP=1): chunk downloads are GET /file/<hash>, uploads PUT /file/<hash>.
  */
-function transfers(mount: DaemonProcess): { gets: number; puts: number } {
-  let gets = 0;
-  let puts = 0;
-  for (const line of mount.lines) {
-    if (!line.startsWith('{"trace"')) continue;
-    const { method, url } = JSON.parse(line) as { method: string; url: string };
-    if (!/\/file\/[0-9a-f]{64}$/.test(url)) continue;
-    if (method === 'GET') gets += 1;
-    if (method === 'PUT') puts += 1;
-  }
-  return { gets, puts };
+function transfers(mount: TestMount): { gets: number; puts: number } {
+  const chunkCalls = httpTrace(mount, /^\/file\/[0-9a-f]{64}$/);
+  return { gets: chunkCalls.filter((c) => c.method === 'GET').length, puts: chunkCalls.filter((c) => c.method === 'PUT').length };
 }
 
 async function sha(path: string): Promise<string> {
@@ -30,7 +21,7 @@ async function sha(path: string): Promise<string> {
 
 test('re-reading an unchanged file downloads nothing; an append uploads one chunk; a copy of stored bytes uploads nothing', async (t) => {
   const cluster = await startCluster(t);
-  const mount = await startMount(t, cluster, ['--cache-size', '256M'], { DFS_TRACE_HTTP: '1' });
+  const mount = await startMount(t, cluster, ['--cache-size', '256M'], TRACE_HTTP);
   const local = join(cluster.dir, 'big.bin');
   await sh(`head -c ${100 * 1024 * 1024} /dev/urandom > ${local}`);
   const big = join(mount.dir, 'big.bin');
@@ -40,16 +31,16 @@ test('re-reading an unchanged file downloads nothing; an append uploads one chun
   // First read may download (the mount's cache holds what it uploaded); the second, after the kernel's
   // page cache is dropped, must come from the mount's chunk cache.
   t.is(await sha(big), expected);
-  const beforeReread = transfers(mount.process);
+  const beforeReread = transfers(mount);
   await sh('sync; echo 3 > /proc/sys/vm/drop_caches');
   t.is(await sha(big), expected);
-  t.is(transfers(mount.process).gets, beforeReread.gets, 'the re-read downloaded no chunk');
+  t.is(transfers(mount).gets, beforeReread.gets, 'the re-read downloaded no chunk');
 
   // Appending a line changes only the last chunk: one upload, one new chunk (two copies) on disk.
   const disksBefore = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
-  const beforeAppend = transfers(mount.process);
+  const beforeAppend = transfers(mount);
   await sh(`echo "one more line" >> ${big}`);
-  t.is(transfers(mount.process).puts - beforeAppend.puts, 1, 'the append uploaded one chunk');
+  t.is(transfers(mount).puts - beforeAppend.puts, 1, 'the append uploaded one chunk');
   const disksAfter = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
   const added = disksAfter.reduce((n, files, i) => n + [...files].filter((h) => !disksBefore[i]!.has(h)).length, 0);
   t.is(added, 2, 'one new chunk, stored twice');
@@ -59,19 +50,19 @@ test('re-reading an unchanged file downloads nothing; an append uploads one chun
   t.is(await sha(big), appended.digest('hex'));
 
   // A copy through the mount of bytes the store already holds uploads nothing.
-  const beforeCopy = transfers(mount.process);
+  const beforeCopy = transfers(mount);
   await sh(`cp ${big} ${join(mount.dir, 'copy.bin')}`);
-  t.is(transfers(mount.process).puts, beforeCopy.puts, 'the copy uploaded no chunk');
+  t.is(transfers(mount).puts, beforeCopy.puts, 'the copy uploaded no chunk');
   t.is(await sha(join(mount.dir, 'copy.bin')), await sha(big));
 });
 
 test('a small file goes to both of its replicas at once, without asking first whether the cluster has it', async (t) => {
   // A cluster that keeps no file contents on the name server: small files go to storage servers.
   const cluster = await startCluster(t, { nameServerArgs: ['--inline-max', '0'] });
-  const mount = await startMount(t, cluster, [], { DFS_TRACE_HTTP: '1' });
-  const asked = (): number => mount.process.lines.filter((line) => line.startsWith('{"trace"') && line.includes('/chunks/missing')).length;
+  const mount = await startMount(t, cluster, [], TRACE_HTTP);
+  const asked = (): number => httpTrace(mount, /^\/chunks\/missing$/).length;
   const disksBefore = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
-  const before = { ...transfers(mount.process), asked: asked() };
+  const before = { ...transfers(mount), asked: asked() };
   const local = join(cluster.dir, 'small.bin');
   await sh(`head -c 20000 /dev/urandom > ${local}`);
   await sh(`cp ${local} ${join(mount.dir, 'small.bin')}`);
@@ -79,7 +70,7 @@ test('a small file goes to both of its replicas at once, without asking first wh
   const disksAfter = await Promise.all(cluster.storage.map((s) => chunkFiles(s.dataDir)));
   const holders = disksAfter.filter((files, i) => [...files].some((h) => !disksBefore[i]!.has(h))).length;
   t.is(holders, 2, 'two servers hold the new chunk');
-  t.is(transfers(mount.process).puts - before.puts, 2);
+  t.is(transfers(mount).puts - before.puts, 2);
   t.is(asked() - before.asked, 0);
   const info = await cluster.client.info('/small.bin');
   t.is(info.chunks.length, 1);
@@ -89,8 +80,8 @@ test('a small file goes to both of its replicas at once, without asking first wh
 
 test('tar -xp sets each file mode, owner and times with its content: one commit per file, no setattr for the files', async (t) => {
   const cluster = await startCluster(t);
-  const mount = await startMount(t, cluster, [], { DFS_TRACE_HTTP: '1' });
-  const calls = (route: string): number => mount.process.lines.filter((line) => line.startsWith('{"trace"') && line.includes(`"url":"${cluster.url}${route}"`)).length;
+  const mount = await startMount(t, cluster, [], TRACE_HTTP);
+  const calls = (route: string): number => httpTrace(mount).filter((c) => c.url === `${cluster.url}${route}`).length;
   const src = join(cluster.dir, 'src');
   const modes = ['600', '640', '755', '444', '4750'];
   await sh(`mkdir -p ${src} && cd ${src} && for i in 0 1 2 3 4; do head -c $((1000 + i * 700)) /dev/urandom > f$i; done`);

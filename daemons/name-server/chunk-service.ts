@@ -1,9 +1,8 @@
 import { DfsError } from '../../protocol/errors.js';
 import type { z } from 'zod';
-import type { FileInfo, nameApi } from '../../protocol/name-api.js';
+import { keptBytes, type FileInfo, type nameApi } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
-import { sha256 } from '../../common/sha256.js';
 import type { ChunkGuards } from './chunk-guards.js';
 import type { StorageCalls } from './storage-calls.js';
 import type { MetaReader, MetaStore, Mutation } from './meta/store.js';
@@ -127,9 +126,7 @@ export class ChunkService {
       const ref = chunks.find((c) => c.hash === hash);
       if (!ref) throw new DfsError('EINVAL', `${path}: chunk ${hash} to keep is not in the file's chunk list`);
       if (ref.size > this.options.inlineMax) continue;
-      const bytes = Buffer.from(data, 'base64');
-      if (bytes.length !== ref.size || sha256(bytes) !== hash) throw new DfsError('HASH_MISMATCH', `${path}: the bytes to keep do not match chunk ${hash}`, { hash });
-      kept.set(hash, bytes);
+      kept.set(hash, keptBytes(ref, data));
     }
     return kept;
   }
@@ -220,20 +217,16 @@ export class ChunkService {
     let offset = 0;
     let fully = true;
     const located: ChunkLocation[] = chunks.map((chunk) => {
-      if (chunk.kept) {
-        const loc = { hash: chunk.hash, size: chunk.size, offset, servers: [], data: chunk.kept.toString('base64') };
-        offset += chunk.size;
-        return loc;
-      }
+      const loc: ChunkLocation = { hash: chunk.hash, size: chunk.size, offset, servers: [] };
+      offset += chunk.size;
+      if (chunk.kept) return { ...loc, data: chunk.kept.toString('base64') };
       const ids = holders.get(chunk.hash) ?? [];
       if (ids.length < this.options.replicas) fully = false;
-      const servers = ids
+      loc.servers = ids
         .map((id) => this.registry.get(id)!)
         // Alive servers first: a reader tries them in order.
         .sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive'))
         .map((node) => ({ id: node.id, url: node.url }));
-      const loc = { hash: chunk.hash, size: chunk.size, offset, servers };
-      offset += chunk.size;
       return loc;
     });
     return { path, attr: this.namespace.attr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };

@@ -60,6 +60,17 @@ function addReferences(ino: number): Statement {
   ];
 }
 
+/**
+ * Makes a chunk known to the database. A chunk already known keeps its collection time: a late copy must not
+ * keep garbage alive.
+ */
+function knownChunk(hash: string, size: number, gcAfter: number): Statement {
+  return ['INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?, ?, 0, ?) ON CONFLICT (hash) DO NOTHING', [hash, size, gcAfter]];
+}
+
+/** Whether the name server keeps the bytes of chunk `c` (a condition on a query of `chunks c`). */
+const KEPT_BY_NAME_SERVER = 'EXISTS (SELECT 1 FROM inline_chunks i WHERE i.hash = c.hash)';
+
 /** The statements that carry out one mutation. A chunk losing its last reference waits `gcAfter`. */
 function statementsFor(m: Mutation, gcAfter: number): Statement[] {
   switch (m.kind) {
@@ -102,15 +113,16 @@ function statementsFor(m: Mutation, gcAfter: number): Statement[] {
       ];
     case 'addReplicas':
       return [
-        ['INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?, ?, 0, ?) ON CONFLICT (hash) DO NOTHING', [m.hash, m.size, m.gcAfter]],
+        knownChunk(m.hash, m.size, m.gcAfter),
         ...m.servers.flatMap((id): Statement[] => [
           ['INSERT OR IGNORE INTO replicas (hash, server_id) VALUES (?, ?)', [m.hash, id]],
+          // A delete still queued for this copy is stale now: the server holds it again, on purpose.
           ['DELETE FROM delete_queue WHERE server_id = ? AND hash = ?', [id, m.hash]],
         ]),
       ];
     case 'keepInline':
       return [
-        ['INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?, ?, 0, ?) ON CONFLICT (hash) DO NOTHING', [m.hash, m.data.length, m.gcAfter]],
+        knownChunk(m.hash, m.data.length, m.gcAfter),
         ['INSERT OR IGNORE INTO inline_chunks (hash, data) VALUES (?, ?)', [m.hash, m.data]],
       ];
     case 'setXattr':
@@ -168,7 +180,7 @@ class SqliteReader implements MetaReader {
     return this.db.all(
       `SELECT hash, size, copies FROM (
          SELECT c.hash, c.size, (SELECT count(*) FROM replicas r WHERE r.hash = c.hash AND r.server_id IN (SELECT value FROM json_each(?1))) AS copies
-         FROM chunks c WHERE c.refs > 0 AND NOT EXISTS (SELECT 1 FROM inline_chunks i WHERE i.hash = c.hash)
+         FROM chunks c WHERE c.refs > 0 AND NOT ${KEPT_BY_NAME_SERVER}
        ) WHERE copies < ?2 ORDER BY copies LIMIT ?3`,
       [JSON.stringify(live), target, limit],
     );
@@ -191,7 +203,7 @@ class SqliteReader implements MetaReader {
          coalesce(sum(copies = 0 AND refs > 0 AND NOT kept), 0) AS unavailable,
          coalesce(sum(copies > ?2), 0) AS over
        FROM (
-         SELECT c.refs, EXISTS (SELECT 1 FROM inline_chunks i WHERE i.hash = c.hash) AS kept,
+         SELECT c.refs, ${KEPT_BY_NAME_SERVER} AS kept,
            (SELECT count(*) FROM replicas r WHERE r.hash = c.hash AND r.server_id IN (SELECT value FROM json_each(?1))) AS copies
          FROM chunks c
        )`,
@@ -251,16 +263,8 @@ class SqliteTx extends SqliteReader implements MetaTx {
   }
 
   async addReplicas(hash: string, size: number, serverIds: readonly string[], gcAfter: number): Promise<void> {
-    await this.db.run(
-      // A chunk already known keeps its collection time: a late copy must not keep garbage alive.
-      'INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?1, ?2, 0, ?3) ON CONFLICT (hash) DO NOTHING',
-      [hash, size, gcAfter],
-    );
-    for (const id of serverIds) {
-      await this.db.run('INSERT OR IGNORE INTO replicas (hash, server_id) VALUES (?, ?)', [hash, id]);
-      // A delete still queued for this copy is stale now: the server holds it again, on purpose.
-      await this.db.run('DELETE FROM delete_queue WHERE server_id = ? AND hash = ?', [id, hash]);
-    }
+    // The statements of the addReplicas mutation, one at a time.
+    for (const [sql, params] of statementsFor({ kind: 'addReplicas', hash, size, servers: serverIds, gcAfter }, gcAfter)) await this.db.run(sql, params);
   }
 
   async removeReplica(hash: string, serverId: string): Promise<void> {
