@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DfsError } from '../protocol/errors.js';
 import { RouteClient } from '../protocol/http-client.js';
 import { keptByNameServer, nameApi, type FileInfo } from '../protocol/name-api.js';
@@ -41,7 +42,7 @@ export class DfsClient {
   private layoutCache: ClusterLayout | undefined;
 
   constructor(options: ClientOptions) {
-    const minter = new TokenMinter(options.secret, 'client');
+    const minter = new TokenMinter(options.secret, 'client', undefined, { client: randomUUID() });
     this.ns = new RouteClient(options.nameServerUrl, () => minter.get());
     this.chunks = new ChunkIO(this.ns, () => minter.get());
     this.parallel = options.parallel ?? 4;

@@ -104,6 +104,7 @@ export async function startMount(options: MountOptions): Promise<RunningMount> {
   const unmount = (): Promise<void> => {
     unmounting ??= (async () => {
       clearInterval(watch);
+      vfs.stop();
       await vfs.flushAll();
       await new Promise<void>((resolvePromise) =>
         fuse!.unmount((err) => {

@@ -8,6 +8,7 @@ import { fileTypes, type Attr } from '../protocol/schemas.js';
 import { nowNs } from '../protocol/time.js';
 import { AttrCache } from './attr-cache.js';
 import { MountBackend } from './backend.js';
+import { ChangeWatcher } from './change-watcher.js';
 import { ChunkCache } from './chunk-cache.js';
 import { OpenFile } from './open-file.js';
 
@@ -68,6 +69,8 @@ export class Vfs {
   readonly chunkSize: number;
   /** Inode → the version this mount last committed (most recent last). */
   private readonly committed = new Map<number, number>();
+  /** Other clients' changes to names and inodes, as the name server's change feed reports them. */
+  private readonly feed: ChangeWatcher;
 
   private constructor(
     private readonly client: DfsClient,
@@ -76,13 +79,21 @@ export class Vfs {
     private readonly log: Logger,
   ) {
     this.chunkSize = layout.chunkSize;
-    this.attrs = new AttrCache(options.attrTtlMs);
+    this.feed = new ChangeWatcher(client, (changes) => this.attrs.changedElsewhere(changes), log);
+    this.attrs = new AttrCache(options.attrTtlMs, () => this.feed.live());
     this.chunks = new ChunkCache(options.cacheBytes);
     this.backend = new MountBackend(client, this.chunks, layout.chunkSize, layout.inlineMax, options.uploadConcurrency, log);
   }
 
   static async create(client: DfsClient, options: VfsOptions, log: Logger): Promise<Vfs> {
-    return new Vfs(client, await client.layout(), options, log);
+    const vfs = new Vfs(client, await client.layout(), options, log);
+    if (options.attrTtlMs > 0) vfs.feed.start();
+    return vfs;
+  }
+
+  /** Stops listening for other clients' changes (unmounting). */
+  stop(): void {
+    this.feed.stop();
   }
 
   private ns(): DfsClient['ns'] {
@@ -100,8 +111,9 @@ export class Vfs {
     let attr = this.attrs.get(path);
     if (!attr) {
       if (this.attrs.knownMissing(path)) throw fsError('ENOENT', path);
+      const mark = this.feed.mark();
       attr = await this.ns().call(nameApi.stat, { path });
-      this.attrs.put(path, attr);
+      this.attrs.put(path, attr, this.feed.unchangedSince(mark));
     }
     return this.overlay(attr);
   }
@@ -115,16 +127,22 @@ export class Vfs {
 
   /** Entries of a directory with their attributes, `.` and `..` first. */
   async readdir(path: string): Promise<{ name: string; attr: Attr }[]> {
+    const mark = this.feed.mark();
     const { attr, entries } = await this.ns().call(nameApi.list, { path });
     this.attrs.put(path, attr);
-    this.attrs.listed(path, entries.map((entry) => entry.name));
+    const kept = this.feed.unchangedSince(mark);
+    this.attrs.listedAll(
+      path,
+      entries.map((entry) => entry.name),
+      kept,
+    );
     const parent = (path !== '/' && this.attrs.get(parentOf(path))) || attr;
     const out = [
       { name: '.', attr },
       { name: '..', attr: parent },
     ];
     for (const entry of entries) {
-      this.attrs.put(childPath(path, entry.name), entry.attr);
+      this.attrs.put(childPath(path, entry.name), entry.attr, kept);
       out.push({ name: entry.name, attr: this.overlay(entry.attr) });
     }
     return out;
@@ -173,11 +191,12 @@ export class Vfs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<Attr> {
+    const mark = this.feed.mark();
     const attr = await this.changing([path], () => this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid }));
     this.touchedDirs(path);
     this.attrs.entryAdded(path);
     this.attrs.put(path, attr);
-    this.attrs.madeDir(path);
+    this.attrs.madeDir(path, this.feed.unchangedSince(mark));
     return attr;
   }
 
@@ -405,7 +424,8 @@ export class Vfs {
   private async setattr(path: string, patch: { mode?: number; uid?: number; gid?: number; atime?: string; mtime?: string }): Promise<void> {
     // A file open here with unflushed content takes the change with that content, in its commit.
     const cached = this.attrs.get(path);
-    const file = cached && this.files.get(cached.ino);
+    // Found by its path too: the cached attributes may have run out while it was open (a busy machine).
+    const file = (cached && this.files.get(cached.ino)) || [...this.files.values()].find((open) => open.path === path);
     if (file && (await file.deferAttrs(patch))) return;
     const attr = await this.ns().call(nameApi.setattr, { path, ...patch });
     this.attrs.put(path, attr);

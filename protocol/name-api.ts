@@ -40,6 +40,24 @@ export function changedFields(current: { mode: number }, changes: AttrChanges): 
   return next;
 }
 
+/** The longest a client's wait for namespace changes may be (its request's timeout must be longer). */
+export const MAX_CHANGES_WAIT_MS = 30_000;
+
+/** What other clients changed in the namespace since a client last asked (paths as they were then). */
+export const NamespaceChanges = z.object({
+  epoch: z.string(),
+  seq: Uint,
+  /** Not every change since is known: forget everything cached. */
+  reset: z.boolean(),
+  /** Paths of names that came or went. */
+  entries: z.array(z.string()),
+  /** Folders that went or moved, with everything below them. */
+  trees: z.array(z.string()),
+  /** Inodes whose attributes or extended attributes changed, or that went. */
+  inos: z.array(Uint),
+});
+export type NamespaceChanges = z.infer<typeof NamespaceChanges>;
+
 export const StorageSummary = z.object({
   id: z.string(),
   url: z.string(),
@@ -322,6 +340,23 @@ export const nameApi = {
 
   /** Attributes, chunk list with live replica locations, and replication state of a file. */
   info: route({ method: 'GET', path: '/fs/file', input: PathQuery, output: FileInfo, auth: CLIENT, idempotent: true }),
+
+  /**
+   * What other clients changed after `seq` of `epoch` (a long poll: waits up to `waitMs` for a change).
+   * A mount that hears every change may answer lookups from what it holds.
+   */
+  changes: route({
+    method: 'GET',
+    path: '/fs/changes',
+    input: z.object({
+      epoch: z.string().max(64).default(''),
+      since: z.coerce.number().int().nonnegative().default(0),
+      waitMs: z.coerce.number().int().min(0).max(MAX_CHANGES_WAIT_MS).default(0),
+    }),
+    output: NamespaceChanges,
+    auth: CLIENT,
+    idempotent: true,
+  }),
 };
 
 export type NameApi = typeof nameApi;

@@ -30,6 +30,8 @@ export interface TokenClaims {
   hash?: string;
   /** Whether storing under this token should be reported to the name server (client uploads). */
   report?: boolean;
+  /** Which client process holds it (each makes up its own): the name server leaves its own changes out of what it tells it. */
+  client?: string;
 }
 
 const PREFIX = 'v1';
@@ -125,12 +127,13 @@ export class TokenMinter {
     private readonly secret: string,
     private readonly scope: TokenScope,
     private readonly ttlMs = 5 * 60_000,
+    private readonly extra: Partial<TokenClaims> = {},
   ) {}
 
   get(): string {
     const now = Date.now();
     if (now >= this.renewAt) {
-      this.token = issueToken(this.secret, this.scope, this.ttlMs);
+      this.token = issueToken(this.secret, this.scope, this.ttlMs, this.extra);
       this.renewAt = now + this.ttlMs / 2;
     }
     return this.token;

@@ -107,3 +107,55 @@ test.serial('a folder this mount just made answers "no such name" itself; anothe
     '2\n2\nagain\n',
   );
 });
+
+test.serial('with the change feed heard, a mount answers lookups itself past the timeout and still sees other mounts\' changes at once', async (t) => {
+  const cluster = await startCluster(t);
+  const a = await startMount(t, cluster, mountArgs, TRACE_HTTP);
+  const b = await startMount(t, cluster, mountArgs);
+  const stats = (): number => httpTrace(a, /^\/fs\/stat$/).length;
+  await run('mkdir d && for i in $(seq 20); do echo "file $i" > d/f$i; done', { cwd: b.dir });
+  // A lists the folder once, then waits past every timeout: what it holds is still true, and the feed says so.
+  t.is(await run('ls d | wc -l', { cwd: a.dir }), '20\n');
+  await new Promise((resolve) => setTimeout(resolve, ATTR_TIMEOUT_MS + ENTRY_TIMEOUT_S * 1000 + 500));
+  const before = stats();
+  t.is(await run('stat -c %s d/f1 d/f2 d/f3 d/f4 d/f5 d/f6 | sort -u; test -e d/new || echo missing', { cwd: a.dir }), '7\nmissing\n');
+  // Seven lookups of names in d; only folders' own attributes (d's, perhaps the root's) are asked for again.
+  t.true(stats() - before <= 2, `${stats() - before} stats on the name server: the names in d were answered by the mount itself`);
+
+  // B changes names and content: A shows each change within the kernel's own timeouts, not after the minute a
+  // kept entry may last.
+  await run('echo new > d/new && echo "file 3, longer" > d/f3 && rm d/f5 && mv d/f6 d/g6 && mkdir d/sub', { cwd: b.dir });
+  const seen = await eventually(
+    async () =>
+      (await run('cat d/new; stat -c %s d/f3; test -e d/f5 || echo f5-gone; test -e d/f6 || echo f6-gone; cat d/g6; test -d d/sub && echo sub', { cwd: a.dir })) ===
+      'new\n15\nf5-gone\nf6-gone\nfile 6\nsub\n',
+    5_000,
+    50,
+  );
+  t.true(seen.ok, 'A sees what B did');
+  t.true(seen.ms < 3_000, `A saw it after ${seen.ms} ms`);
+  t.log(`another mount's changes showed after ${seen.ms} ms`);
+  // A folder moved elsewhere takes what A knew below it along.
+  await run('ls d/sub && echo x > d/sub/x', { cwd: a.dir });
+  await run('mv d/sub d/sub2 && rm d/sub2/x', { cwd: b.dir });
+  const moved = await eventually(async () => (await run('test -e d/sub/x || echo gone; ls d/sub2 | wc -l', { cwd: a.dir })) === 'gone\n0\n', 5_000, 50);
+  t.true(moved.ok, 'A sees the folder moved and emptied');
+});
+
+test.serial('after the name server restarts, a mount trusts nothing it kept before, and hears changes made before it reconnected', async (t) => {
+  const cluster = await startCluster(t);
+  const a = await startMount(t, cluster, mountArgs, TRACE_HTTP);
+  const b = await startMount(t, cluster, mountArgs);
+  const stats = (): number => httpTrace(a, /^\/fs\/stat$/).length;
+  await run('mkdir d && echo one > d/f1', { cwd: b.dir });
+  t.is(await run('ls d', { cwd: a.dir }), 'f1\n');
+
+  await cluster.nameServer.stop();
+  await cluster.startNameServer();
+  // B changes the folder at once, likely before A's feed is back: A hears of it by starting over.
+  await run('echo two > d/f2 && echo "one, longer" > d/f1', { cwd: b.dir });
+  await new Promise((resolve) => setTimeout(resolve, ATTR_TIMEOUT_MS + ENTRY_TIMEOUT_S * 1000 + 500));
+  const before = stats();
+  t.is(await run('cat d/f2; stat -c %s d/f1', { cwd: a.dir }), 'two\n12\n');
+  t.true(stats() - before >= 1, 'A asked the restarted name server again');
+});

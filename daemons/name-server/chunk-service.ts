@@ -87,7 +87,8 @@ export class ChunkService {
     });
   }
 
-  async commit(input: z.output<typeof nameApi.commit.input>): Promise<Attr> {
+  /** `origin`: the client committing (the change feed leaves the change out of what it tells that client). */
+  async commit(input: z.output<typeof nameApi.commit.input>, origin?: string): Promise<Attr> {
     // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
     // send the writer off to upload its chunks first).
     this.namespace.checkChunkList(input.path, input.chunks, input.size);
@@ -109,7 +110,7 @@ export class ChunkService {
       const placement: Mutation[] = groupReceipts(receipts).map(({ hash, size, servers }) => ({ kind: 'addReplicas', hash, size, servers, gcAfter }));
       // Kept bytes go in before the chunk list that references them, in the same transaction.
       for (const [hash, data] of kept) placement.push({ kind: 'keepInline', hash, data, gcAfter });
-      return await this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement, input.attrs);
+      return await this.namespace.by(origin, () => this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement, input.attrs));
     } finally {
       this.guards.unpin(hashes);
     }

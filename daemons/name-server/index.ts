@@ -147,6 +147,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
       registry.stop();
       replicator?.stop();
       collector?.stop();
+      namespace.changes.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await meta.close();

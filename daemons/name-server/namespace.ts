@@ -5,6 +5,7 @@ import { fileTypes, PERMISSION_BITS, S_IFMT, typeOfMode, type Attr, type ChunkRe
 import { changedFields, type AttrChanges } from '../../protocol/name-api.js';
 import { nowNs } from '../../protocol/time.js';
 import { ROOT_INO, type InodePatch, type InodeRow, type MetaStore, type Mutation, type StoredChunk } from './meta/store.js';
+import { ChangeFeed } from './change-feed.js';
 import { Tree } from './tree.js';
 
 /**
@@ -52,12 +53,26 @@ export function toAttr(row: InodeRow, hasXattrs = false): Attr {
 /** The changes of one operation: applied to the tree at once, and kept for the engine. */
 class Edit {
   readonly mutations: Mutation[] = [];
+  /** What this edit changes, for the change feed: names that come or go, folders moved or removed, inodes. */
+  readonly changed = { entries: new Set<string>(), trees: new Set<string>(), inos: new Set<number>() };
 
   constructor(private readonly tree: Tree) {}
 
   private push(m: Mutation): void {
+    if (m.kind === 'insertEntry') this.namesChange(m.entry.parent, m.entry.name, this.tree.get(m.entry.ino));
+    else if (m.kind === 'deleteEntry') this.namesChange(m.parent, m.name, this.tree.lookup(m.parent, m.name));
+    else if (m.kind === 'updateInode' || m.kind === 'deleteInode' || m.kind === 'setXattr' || m.kind === 'removeXattr') this.changed.inos.add(m.ino);
     this.tree.apply(m);
     this.mutations.push(m);
+  }
+
+  /** A name comes or goes in `parent`; if it is a folder's, whatever was known below that path is void. */
+  private namesChange(parent: number, name: string, child: InodeRow | undefined): void {
+    const dir = this.tree.dirPath(parent);
+    if (dir === undefined) return;
+    const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    this.changed.entries.add(path);
+    if (child && isDir(child.mode)) this.changed.trees.add(path);
   }
 
   /** A mutation that does not change the tree (placement), carried in the same transaction. */
@@ -106,6 +121,10 @@ class Edit {
 
 export class Namespace {
   private reloading: Promise<void> | undefined;
+  /** Folders whose names changed, for mounts that keep listings. */
+  readonly changes = new ChangeFeed();
+  /** The client the operation being started is for (set by `by`, read as `change` starts). */
+  private origin: string | undefined;
 
   private constructor(
     private readonly meta: MetaStore,
@@ -151,6 +170,8 @@ export class Namespace {
    * change), then the change is made durable. If the database fails, the tree is rebuilt from it.
    */
   private async change<T>(fn: (edit: Edit) => T, durable = false): Promise<T> {
+    const origin = this.origin;
+    this.origin = undefined;
     if (this.reloading) throw new DfsError('EIO', 'the name server is recovering from a metadata write failure');
     const edit = new Edit(this.tree);
     let result: T;
@@ -168,7 +189,21 @@ export class Namespace {
       void this.reload(err);
       throw new DfsError('EIO', `metadata write failed: ${(err as Error).message}`);
     }
+    this.changes.publish(origin, edit.changed);
     return result;
+  }
+
+  /**
+   * Runs `op` (a call of one of the changing methods) on behalf of client `origin`, whom the change feed
+   * then leaves out: it knows what it did. `change` takes the origin before its first await.
+   */
+  by<T>(origin: string | undefined, op: () => T): T {
+    this.origin = origin;
+    try {
+      return op();
+    } finally {
+      this.origin = undefined;
+    }
   }
 
   /** Rebuilds the tree from what the database holds, then accepts changes again. */
@@ -178,6 +213,7 @@ export class Namespace {
       for (;;) {
         try {
           this.tree = Tree.fromSnapshot(await this.meta.loadNamespace());
+          this.changes.reset();
           break;
         } catch (err) {
           this.log.error({ err: (err as Error).message }, 'reloading the namespace failed; retrying');

@@ -13,6 +13,8 @@ export class Tree {
   private readonly inodes = new Map<number, InodeRow>();
   private readonly children = new Map<number, Map<string, number>>();
   private readonly xattrs = new Map<number, Map<string, Buffer>>();
+  /** Where each directory sits (a directory has one name), so a change can name the folder it touched. */
+  private readonly dirNames = new Map<number, { parent: number; name: string }>();
   private nextIno = ROOT_INO + 1;
   /** Kept as changes happen, so status never walks the tree. */
   files = 0;
@@ -92,7 +94,7 @@ export class Tree {
         this.insertEntry(m.entry.parent, m.entry.name, m.entry.ino);
         break;
       case 'deleteEntry':
-        this.children.get(m.parent)?.delete(m.name);
+        this.deleteEntry(m.parent, m.name);
         break;
       case 'setXattr':
         this.setXattr(m.ino, m.name, m.value);
@@ -129,6 +131,7 @@ export class Tree {
     this.count(inode, -1);
     this.inodes.delete(ino);
     this.children.delete(ino);
+    this.dirNames.delete(ino);
     this.xattrs.delete(ino);
   }
 
@@ -136,6 +139,30 @@ export class Tree {
     let names = this.children.get(parent);
     if (!names) this.children.set(parent, (names = new Map()));
     names.set(name, ino);
+    const inode = this.inodes.get(ino);
+    if (inode && isDirMode(inode.mode)) this.dirNames.set(ino, { parent, name });
+  }
+
+  private deleteEntry(parent: number, name: string): void {
+    const names = this.children.get(parent);
+    const ino = names?.get(name);
+    if (ino === undefined) return;
+    names!.delete(name);
+    const at = this.dirNames.get(ino);
+    // A rename may have given the directory its new name first.
+    if (at && at.parent === parent && at.name === name) this.dirNames.delete(ino);
+  }
+
+  /** The path of a directory, or undefined if it is not in the tree. */
+  dirPath(ino: number): string | undefined {
+    const names: string[] = [];
+    for (let at = ino; at !== ROOT_INO; ) {
+      const entry = this.dirNames.get(at);
+      if (!entry || names.length > 4096) return undefined;
+      names.push(entry.name);
+      at = entry.parent;
+    }
+    return `/${names.reverse().join('/')}`;
   }
 
   private setXattr(ino: number, name: string, value: Buffer): void {
