@@ -156,7 +156,7 @@ export class AttrCache {
       this.paths.delete(path);
       this.listings.delete(parentAndName(path).parent);
     }
-    for (const tree of changes.trees) this.forgetTree(tree);
+    if (changes.trees.length > 0) this.forgetTrees(changes.trees);
     for (const ino of changes.inos) {
       this.attrs.delete(ino);
       this.xattrs.delete(ino);
@@ -173,6 +173,7 @@ export class AttrCache {
     const listing = this.listings.get(dir)?.value;
     if (!listing) return;
     for (const name of names) listing.add(name);
+    this.namesInListings += names.length;
     if (listing.size > MAX_LISTING_NAMES) this.listings.delete(dir);
   }
 
@@ -208,6 +209,19 @@ export class AttrCache {
     for (const key of this.paths.keys()) if (key.startsWith(prefix)) this.paths.delete(key);
     this.listings.delete(path);
     for (const key of this.listings.keys()) if (key.startsWith(prefix)) this.listings.delete(key);
+  }
+
+  /** Forgets every path at or below any of `roots` (folders that went or moved elsewhere), in one pass. */
+  private forgetTrees(roots: readonly string[]): void {
+    const set = new Set(roots);
+    if (set.has('/')) return this.clear();
+    const within = (path: string): boolean => {
+      for (let at = path; at.length > 1; at = at.slice(0, at.lastIndexOf('/')) || '/') if (set.has(at)) return true;
+      return false;
+    };
+    for (const root of set) this.forget(root);
+    for (const key of this.paths.keys()) if (within(key)) this.paths.delete(key);
+    for (const key of this.listings.keys()) if (within(key)) this.listings.delete(key);
   }
 
   clear(): void {

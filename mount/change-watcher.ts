@@ -48,6 +48,11 @@ export class ChangeWatcher {
     return mark >= 0 && mark === this.generation && this.live();
   }
 
+  /** One of this mount's own changes starts or ends (the feed leaves them out): answers asked for across it are not kept. */
+  ownChange(): void {
+    this.generation++;
+  }
+
   /** Whether every change made elsewhere reaches this mount (listings kept past their timeout are true). */
   live(): boolean {
     return this.connected && Date.now() - this.lastHeard < WAIT_MS + LIVE_SLACK_MS;

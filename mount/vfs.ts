@@ -149,15 +149,23 @@ export class Vfs {
   }
 
   /**
-   * A change to names in directories. If it fails (EEXIST: another client made the name; or a timeout
-   * after the name server did it), this mount's idea of which names are there may be wrong: forget it.
+   * One of this mount's own changes. Its change feed leaves it out, so a lookup answered across it is not
+   * kept past the timeout (the feed's generation moves before and after it); this mount's bookkeeping
+   * once it returns keeps the rest right. If it fails (EEXIST: another client made the name; or a timeout
+   * after the name server made the change), what this mount held about `paths` may be wrong: forget it.
    */
   private async changing<T>(paths: readonly string[], call: () => Promise<T>): Promise<T> {
+    this.feed.ownChange();
     try {
       return await call();
     } catch (err) {
-      for (const path of paths) this.attrs.forgetListing(parentOf(path));
+      for (const path of paths) {
+        this.attrs.forgetListing(parentOf(path));
+        this.attrs.forgetTree(path);
+      }
       throw err;
+    } finally {
+      this.feed.ownChange();
     }
   }
 
@@ -308,7 +316,7 @@ export class Vfs {
   /** Commits a file's changes; whether there were any. */
   private async commit(file: OpenFile): Promise<boolean> {
     if (!file.dirty) return false;
-    await file.flush();
+    await this.changing([file.path], () => file.flush());
     this.attrs.putAttr(file.attr);
     this.noteCommitted(file.ino, file.attr.version);
     return true;
@@ -345,7 +353,7 @@ export class Vfs {
       return;
     }
     if (size === 0) {
-      this.attrs.putAttr(await this.ns().call(nameApi.setattr, { path, size: 0 }));
+      this.attrs.putAttr(await this.changing([path], () => this.ns().call(nameApi.setattr, { path, size: 0 })));
       return;
     }
     // Any other size needs new content: open the file, cut or extend it, commit, close.
@@ -403,7 +411,7 @@ export class Vfs {
   }
 
   async link(existing: string, path: string): Promise<Attr> {
-    const attr = await this.changing([path], () => this.ns().call(nameApi.link, { existing, path }));
+    const attr = await this.changing([path, existing], () => this.ns().call(nameApi.link, { existing, path }));
     this.added(path);
     this.attrs.forgetIno(attr.ino);
     this.attrs.put(path, attr);
@@ -424,10 +432,10 @@ export class Vfs {
   private async setattr(path: string, patch: { mode?: number; uid?: number; gid?: number; atime?: string; mtime?: string }): Promise<void> {
     // A file open here with unflushed content takes the change with that content, in its commit.
     const cached = this.attrs.get(path);
-    // Found by its path too: the cached attributes may have run out while it was open (a busy machine).
-    const file = (cached && this.files.get(cached.ino)) || [...this.files.values()].find((open) => open.path === path);
+    // Found by its path when nothing is cached: the attributes may have run out while it was open (a busy machine).
+    const file = cached ? this.files.get(cached.ino) : [...this.files.values()].find((open) => open.path === path);
     if (file && (await file.deferAttrs(patch))) return;
-    const attr = await this.ns().call(nameApi.setattr, { path, ...patch });
+    const attr = await this.changing([path], () => this.ns().call(nameApi.setattr, { path, ...patch }));
     this.attrs.put(path, attr);
   }
 
@@ -492,7 +500,7 @@ export class Vfs {
     // dfs's own attributes describe the file; they cannot be set, and saying "stored" would be a lie.
     if (name.startsWith(XATTR_PREFIX)) throw new DfsError('EOPNOTSUPP', `${name} is read-only`);
     const { ino } = await this.getattr(path);
-    await this.ns().call(nameApi.setxattr, { path, name, value: value.toString('base64'), flags });
+    await this.changing([path], () => this.ns().call(nameApi.setxattr, { path, name, value: value.toString('base64'), flags }));
     this.attrs.forget(path);
     this.attrs.forgetXattrs(ino);
   }
@@ -500,7 +508,7 @@ export class Vfs {
   async removexattr(path: string, name: string): Promise<void> {
     if (name.startsWith(XATTR_PREFIX)) throw new DfsError('EOPNOTSUPP', `${name} is read-only`);
     const { ino } = await this.getattr(path);
-    await this.ns().call(nameApi.removexattr, { path, name });
+    await this.changing([path], () => this.ns().call(nameApi.removexattr, { path, name }));
     this.attrs.forget(path);
     this.attrs.forgetXattrs(ino);
   }

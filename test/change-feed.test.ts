@@ -49,6 +49,15 @@ test('another epoch, a mark from the future or one too far behind means starting
   t.true((await feed.read(epoch, recent.seq, 'a', 0)).reset, 'a rebuilt namespace is a new epoch');
 });
 
+test('long paths are remembered up to a size: a client further behind starts over', async (t) => {
+  const feed = new ChangeFeed();
+  const { epoch, seq } = await feed.read('', 0, 'a', 0);
+  const long = '/'.padEnd(4000, 'x');
+  for (let i = 0; i < 3_000; i++) feed.publish('b', change([`${long}${i}`]));
+  t.true((await feed.read(epoch, seq, 'a', 0)).reset, '12 MB of paths were not all kept');
+  t.is((await feed.read(epoch, seq + 2_999, 'a', 0)).entries.length, 1);
+});
+
 test('a wait ends when its time is up, or at once when the server stops', async (t) => {
   const feed = new ChangeFeed();
   const { epoch, seq } = await feed.read('', 0, 'a', 0);

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { NamespaceChanges } from '../../protocol/name-api.js';
 
-/** Changes remembered for clients that fall behind; one further behind starts over (a reset). */
+/** Changes remembered for clients that fall behind, by count and by the length of their paths; one further behind starts over (a reset). */
 const MAX_REMEMBERED = 20_000;
+const MAX_REMEMBERED_CHARS = 8 * 1024 * 1024;
 const DROP_BATCH = 1_024;
+/** A waiting client woken by a change is answered this much later, with whatever else changed meanwhile. */
+const GATHER_MS = 20;
 /** Paths and inodes one answer names at most; more, and the client starts over instead. */
 const MAX_PER_ANSWER = 10_000;
 
@@ -19,6 +22,8 @@ export interface NamesChanged {
 
 interface Change {
   seq: number;
+  /** Characters of its paths (what it holds in memory, roughly). */
+  chars: number;
   /** The client that made it (it knows already), if it said. */
   origin: string | undefined;
   entries: readonly string[];
@@ -35,14 +40,26 @@ export class ChangeFeed {
   private epoch: string = randomUUID();
   private seq = 0;
   private readonly changes: Change[] = [];
+  private chars = 0;
   private readonly waiters = new Set<() => void>();
   private closed = false;
 
   publish(origin: string | undefined, changed: NamesChanged): void {
     if (changed.entries.size === 0 && changed.trees.size === 0 && changed.inos.size === 0) return;
-    this.changes.push({ seq: ++this.seq, origin, entries: [...changed.entries], trees: [...changed.trees], inos: [...changed.inos] });
+    const entries = [...changed.entries];
+    const trees = [...changed.trees];
+    const chars = [...entries, ...trees].reduce((sum, path) => sum + path.length, 0) + 8 * changed.inos.size;
+    this.changes.push({ seq: ++this.seq, chars, origin, entries, trees, inos: [...changed.inos] });
+    this.chars += chars;
     // Dropped in batches, so that a full feed does not move every entry at each change.
-    if (this.changes.length > MAX_REMEMBERED + DROP_BATCH) this.changes.splice(0, this.changes.length - MAX_REMEMBERED);
+    if (this.changes.length > MAX_REMEMBERED + DROP_BATCH || this.chars > MAX_REMEMBERED_CHARS) {
+      let drop = Math.max(0, this.changes.length - MAX_REMEMBERED);
+      let left = this.chars;
+      for (let i = 0; i < drop; i++) left -= this.changes[i]!.chars;
+      while (left > MAX_REMEMBERED_CHARS * 0.9 && drop < this.changes.length) left -= this.changes[drop++]!.chars;
+      this.changes.splice(0, drop);
+      this.chars = left;
+    }
     this.wake();
   }
 
@@ -50,6 +67,7 @@ export class ChangeFeed {
   reset(): void {
     this.epoch = randomUUID();
     this.changes.length = 0;
+    this.chars = 0;
     this.wake();
   }
 
@@ -65,10 +83,16 @@ export class ChangeFeed {
    */
   async read(epoch: string, since: number, reader: string | undefined, waitMs: number): Promise<NamespaceChanges> {
     const deadline = Date.now() + waitMs;
-    for (let from = since; ; ) {
+    for (let from = since, woken = false; ; woken = true) {
       const answer = this.collect(epoch, from, reader);
       const left = deadline - Date.now();
-      if (answer.reset || answer.entries.length + answer.trees.length + answer.inos.length > 0 || left <= 0 || this.closed) return answer;
+      const some = answer.entries.length + answer.trees.length + answer.inos.length > 0;
+      // A client woken by a change gets what else changed in the next moments too: one answer for a burst.
+      if (some && woken && !answer.reset && !this.closed) {
+        await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
+        return this.collect(epoch, since, reader);
+      }
+      if (answer.reset || some || left <= 0 || this.closed) return answer;
       // Nothing for this reader so far (its own changes, say): look only at newer ones when woken.
       from = answer.seq;
       await this.nextChange(left);

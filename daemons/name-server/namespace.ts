@@ -59,20 +59,23 @@ class Edit {
   constructor(private readonly tree: Tree) {}
 
   private push(m: Mutation): void {
-    if (m.kind === 'insertEntry') this.namesChange(m.entry.parent, m.entry.name, this.tree.get(m.entry.ino));
+    if (m.kind === 'insertEntry') this.namesChange(m.entry.parent, m.entry.name, undefined);
     else if (m.kind === 'deleteEntry') this.namesChange(m.parent, m.name, this.tree.lookup(m.parent, m.name));
     else if (m.kind === 'updateInode' || m.kind === 'deleteInode' || m.kind === 'setXattr' || m.kind === 'removeXattr') this.changed.inos.add(m.ino);
     this.tree.apply(m);
     this.mutations.push(m);
   }
 
-  /** A name comes or goes in `parent`; if it is a folder's, whatever was known below that path is void. */
-  private namesChange(parent: number, name: string, child: InodeRow | undefined): void {
+  /**
+   * A name comes or goes in `parent`; if a folder goes (`gone`), whatever was known below its path is void.
+   * (A folder that comes takes a path nothing was known below: what was there went first, and said so.)
+   */
+  private namesChange(parent: number, name: string, gone: InodeRow | undefined): void {
     const dir = this.tree.dirPath(parent);
     if (dir === undefined) return;
     const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
     this.changed.entries.add(path);
-    if (child && isDir(child.mode)) this.changed.trees.add(path);
+    if (gone && isDir(gone.mode)) this.changed.trees.add(path);
   }
 
   /** A mutation that does not change the tree (placement), carried in the same transaction. */
