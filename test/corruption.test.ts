@@ -28,15 +28,16 @@ test('a corrupt copy is read around, reported, removed and copied again from a g
   t.false(await intact(first.dataDir, hash));
 
   t.is(sha256Hex(await readAll(cluster.client, '/f.bin')), sha256Hex(data), 'the read returns the right bytes from the other copy');
-  // Reported, checked by the server, dropped, and copied again: two good copies, none bad.
+  // Reported, checked by the server, dropped, and copied again: two good copies, none bad, and the name
+  // server counting both (a new copy is on disk a moment before the name server records it).
   await cluster.waitFor(
     'two good copies again, the bad one gone',
     async () => {
       const holders = await holdersOnDisk(cluster, hash);
       const good = await Promise.all(holders.map((i) => intact(cluster.storage[i]!.dataDir, hash)));
-      return { holders: holders.length, good: good.filter(Boolean).length };
+      return { holders: holders.length, good: good.filter(Boolean).length, recorded: (await cluster.client.info('/f.bin')).fullyReplicated };
     },
-    (s) => s.holders === 2 && s.good === 2,
+    (s) => s.holders === 2 && s.good === 2 && s.recorded,
   );
   const info = await cluster.client.info('/f.bin');
   t.true(info.fullyReplicated);
