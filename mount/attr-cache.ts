@@ -109,12 +109,12 @@ export class AttrCache {
   /**
    * Every name in a directory this mount has just made (none). Until the TTL runs out, a name not in it
    * is missing without asking: a cp or tar into a new folder looks up each name before creating it. This
-   * mount's own changes keep it up to date. `kept` (the change feed was heard throughout the mkdir): it
-   * lasts until the feed says another client changed names there; otherwise such a name shows after the
-   * TTL, as other clients' changes to attributes do.
+   * mount's own changes keep it up to date; a name another client makes there in that time shows after
+   * the TTL. Not kept past it: the mkdir is this mount's own change, so the feed cannot vouch for the
+   * moments around it (a listing asked for later is kept).
    */
-  madeDir(dir: string, kept: boolean): void {
-    this.putListing(dir, [], kept);
+  madeDir(dir: string): void {
+    this.putListing(dir, [], false);
   }
 
   /**

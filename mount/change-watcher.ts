@@ -38,12 +38,12 @@ export class ChangeWatcher {
     this.stopped = true;
   }
 
-  /** Taken before asking for a listing; `unchangedSince` then says whether the answer may be kept. */
+  /** Taken before asking the name server (a stat, a listing); `unchangedSince` then says whether the answer may be kept. */
   mark(): number {
     return this.live() ? this.generation : -1;
   }
 
-  /** Nothing was heard since `mark` and the feed is still heard: an answer asked for after it is current. */
+  /** Nothing was heard and none of this mount's own changes ran since `mark`, and the feed is still heard: the answer is current. */
   unchangedSince(mark: number): boolean {
     return mark >= 0 && mark === this.generation && this.live();
   }

@@ -15,7 +15,6 @@ export interface FuseTraceLine {
  * see where time goes between the kernel and the name and storage servers; DFS_TRACE_HTTP shows the calls),
  * and for reads and writes the bytes the kernel asked for.
  */
-
 export function traceFuseOps(ops: FuseOps): FuseOps {
   if (process.env.DFS_TRACE_FUSE !== '1') return ops;
   const traced: Record<string, unknown> = {};

@@ -131,11 +131,7 @@ export class Vfs {
     const { attr, entries } = await this.ns().call(nameApi.list, { path });
     this.attrs.put(path, attr);
     const kept = this.feed.unchangedSince(mark);
-    this.attrs.listedAll(
-      path,
-      entries.map((entry) => entry.name),
-      kept,
-    );
+    this.attrs.listedAll(path, entries.map((entry) => entry.name), kept);
     const parent = (path !== '/' && this.attrs.get(parentOf(path))) || attr;
     const out = [
       { name: '.', attr },
@@ -199,12 +195,11 @@ export class Vfs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<Attr> {
-    const mark = this.feed.mark();
     const attr = await this.changing([path], () => this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid }));
     this.touchedDirs(path);
     this.attrs.entryAdded(path);
     this.attrs.put(path, attr);
-    this.attrs.madeDir(path, this.feed.unchangedSince(mark));
+    this.attrs.madeDir(path);
     return attr;
   }
 

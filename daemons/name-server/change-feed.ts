@@ -51,14 +51,13 @@ export class ChangeFeed {
     const chars = [...entries, ...trees].reduce((sum, path) => sum + path.length, 0) + 8 * changed.inos.size;
     this.changes.push({ seq: ++this.seq, chars, origin, entries, trees, inos: [...changed.inos] });
     this.chars += chars;
-    // Dropped in batches, so that a full feed does not move every entry at each change.
+    // Dropped in batches (down to the count, and to 90% of the size), so a full feed does not move every entry at each change.
     if (this.changes.length > MAX_REMEMBERED + DROP_BATCH || this.chars > MAX_REMEMBERED_CHARS) {
-      let drop = Math.max(0, this.changes.length - MAX_REMEMBERED);
-      let left = this.chars;
-      for (let i = 0; i < drop; i++) left -= this.changes[i]!.chars;
-      while (left > MAX_REMEMBERED_CHARS * 0.9 && drop < this.changes.length) left -= this.changes[drop++]!.chars;
+      let drop = 0;
+      while (drop < this.changes.length && (this.changes.length - drop > MAX_REMEMBERED || this.chars > MAX_REMEMBERED_CHARS * 0.9)) {
+        this.chars -= this.changes[drop++]!.chars;
+      }
       this.changes.splice(0, drop);
-      this.chars = left;
     }
     this.wake();
   }

@@ -124,7 +124,7 @@ class Edit {
 
 export class Namespace {
   private reloading: Promise<void> | undefined;
-  /** Folders whose names changed, for mounts that keep listings. */
+  /** What each change touched (names, folders, inodes), for mounts that cache the namespace. */
   readonly changes = new ChangeFeed();
   /** The client the operation being started is for (set by `by`, read as `change` starts). */
   private origin: string | undefined;
