@@ -39,3 +39,18 @@ export class Mutex {
     return result;
   }
 }
+
+/** A Mutex per key, made when first used and dropped when its last section ends. */
+export class KeyedMutex<K> {
+  private readonly tails = new Map<K, Promise<unknown>>();
+
+  run<T>(key: K, fn: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}

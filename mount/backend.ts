@@ -2,7 +2,7 @@ import type { DfsClient } from '../client/dfs-client.js';
 import { Semaphore } from '../common/semaphore.js';
 import type { Logger } from '../common/log.js';
 import { DfsError } from '../protocol/errors.js';
-import { nameApi, type AttrChanges } from '../protocol/name-api.js';
+import { nameApi, type AttrChanges, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
@@ -88,5 +88,14 @@ export class MountBackend implements FileBackend {
     const input = { path, ino, chunks, size, receipts, ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}), ...(inline.length > 0 ? { inline } : {}) };
     // A commit of a large file waits for the name server to copy chunks up to the quorum: allow for it.
     return this.client.ns.call(nameApi.commit, input, { timeoutMs: 300_000 });
+  }
+
+  append(path: string, ino: number, data: Buffer, id: string, mtime: string | undefined, attrs: AttrChanges): Promise<Attr> {
+    const input = { path, ino, data: data.toString('base64'), id, ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}) };
+    return this.client.ns.call(nameApi.append, input);
+  }
+
+  info(path: string): Promise<FileInfo> {
+    return this.client.info(path);
   }
 }

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { Mutex } from '../common/semaphore.js';
 import { DfsError } from '../protocol/errors.js';
-import { keptByNameServer, keptBytes, type AttrChanges } from '../protocol/name-api.js';
+import { keptByNameServer, keptBytes, type AttrChanges, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
@@ -26,6 +27,21 @@ export interface FileBackend {
   /** The name server would not keep a small file's bytes: its limit was lowered since it was learnt. */
   inlineRefused(): void;
   commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges, inline: InlineChunk[]): Promise<Attr>;
+  /** Has the name server add bytes to the end of a small file it keeps; NOT_KEPT if it does not keep it. */
+  append(path: string, ino: number, data: Buffer, id: string, mtime: string | undefined, attrs: AttrChanges): Promise<Attr>;
+  /** A file's attributes and chunks, as the name server has them now. */
+  info(path: string): Promise<FileInfo>;
+}
+
+/**
+ * Bytes written through append-only handles to a file whose content this mount never fetched: close sends
+ * them alone, for the name server to add to the small file it keeps. Opening and appending then take one
+ * round trip, the close's, and appends from many clients all land.
+ */
+interface Appended {
+  parts: Buffer[];
+  /** Bytes sent under this id whose answer never came: sent again first, with the same id, they land once. */
+  inDoubt?: { id: string; data: Buffer };
 }
 
 /** A chunk of the file as this mount holds it. */
@@ -98,6 +114,8 @@ export class OpenFile {
   private readonly uploads = new Set<Promise<void>>();
   /** Receipts of chunks uploaded since the last commit: the next commit hands them to the name server. */
   private receipts: Receipt[] = [];
+  /** Opened for appending only: the content is not here (`slots` is empty), only what was appended. */
+  private appended: Appended | undefined;
 
   constructor(
     readonly ino: number,
@@ -112,12 +130,24 @@ export class OpenFile {
   }
 
   /**
+   * A file opened for appending only, whose content is fetched only if something needs it: a read, a write
+   * elsewhere, a truncate, more bytes than the name server keeps, or an append it refuses. `attr` is what
+   * this mount last knew of it.
+   */
+  static appending(ino: number, path: string, attr: Attr, backend: FileBackend): OpenFile {
+    const file = new OpenFile(ino, path, attr, [], backend);
+    file.appended = { parts: [] };
+    return file;
+  }
+
+  /**
    * Takes a newer committed version (another client's close) if nothing here is unflushed. An older one is
    * ignored: an open whose lookup left before this file's last commit answers with the version before it,
    * and taking that would make the next append drop what the commit wrote.
    */
   refresh(attr: Attr, chunks: readonly ChunkLocation[]): void {
-    if (this.dirty || attr.version <= this.attr.version) return;
+    if (this.dirty || (attr.version <= this.attr.version && !this.appended)) return;
+    this.appended = undefined;
     this.attr = attr;
     this.size = attr.size;
     this.slots = chunks.map(storedSlot);
@@ -153,6 +183,7 @@ export class OpenFile {
   }
 
   async read(offset: number, length: number, out: Buffer): Promise<number> {
+    if (this.appended) await this.lock.run(() => this.fetchContent());
     if (offset >= this.size || length === 0) return 0;
     const end = Math.min(this.size, offset + length);
     const cs = this.backend.chunkSize;
@@ -194,33 +225,95 @@ export class OpenFile {
     if (slot?.kind === 'stored' && !slot.inline) this.backend.prefetch(slot.hash, slot.servers, this.path);
   }
 
-  /** Writes bytes at `offset` (the caller turns O_APPEND into the current size). */
+  /** Writes bytes at `offset`. */
   write(offset: number, data: Buffer): Promise<number> {
     return this.lock.run(async () => {
-      if (this.stickyError) throw this.stickyError;
-      const end = offset + data.length;
-      if (end > this.size) await this.resize(end);
-      const cs = this.backend.chunkSize;
-      const first = Math.floor(offset / cs);
-      const last = Math.floor((end - 1) / cs);
-      for (let i = first; i <= last; i++) {
-        const slot = await this.materialize(i);
-        const chunkStart = i * cs;
-        const from = Math.max(offset, chunkStart);
-        const to = Math.min(end, chunkStart + cs);
-        ensureCapacity(slot, to - chunkStart, cs);
-        data.copy(slot.data, from - chunkStart, from - offset, to - offset);
-      }
-      this.dirty = true;
-      this.lastWrite = nowNs();
-      this.mtimeOverride = undefined;
-      // A chunk this write filled to its end is done being written, most likely: send it on its way.
-      for (let i = first; i <= last; i++) {
-        const slot = this.slots[i];
-        if (slot?.kind === 'dirty' && slot.size === cs && (i + 1) * cs <= end) await this.stage(i, slot);
-      }
-      return data.length;
+      await this.fetchContent();
+      return this.writeAt(offset, data);
     });
+  }
+
+  /** Writes bytes at the end (O_APPEND), wherever the kernel thinks the end is. */
+  append(data: Buffer): Promise<number> {
+    return this.lock.run(async () => {
+      const appended = this.appended;
+      // `size` is what this mount knows (another client may have appended since): the name server decides.
+      if (appended && this.size + data.length <= this.backend.inlineMax) {
+        // FUSE lends the bytes only until the write is answered.
+        appended.parts.push(Buffer.from(data));
+        this.size += data.length;
+        this.wrote();
+        return data.length;
+      }
+      await this.fetchContent();
+      return this.writeAt(this.size, data);
+    });
+  }
+
+  /**
+   * Fetches the content of a file opened for appending only and lays what was appended over it. Callers
+   * hold the lock.
+   */
+  private async fetchContent(): Promise<void> {
+    const appended = this.appended;
+    if (!appended) return;
+    // Whether bytes sent before are in the content must be known before it is read.
+    await this.settleDoubt(appended);
+    const info = await this.backend.info(this.path);
+    if (info.attr.ino !== this.ino) throw new DfsError('EIO', `${this.path} was replaced by another file while open for appending`);
+    this.appended = undefined;
+    this.attr = info.attr;
+    this.size = info.attr.size;
+    this.slots = info.chunks.map(storedSlot);
+    for (const part of appended.parts) await this.writeAt(this.size, part);
+  }
+
+  /**
+   * Sends appended bytes under their id (again, if their answer was lost: they land once). A refusal
+   * (NOT_KEPT: not made) puts them back in front of the bytes appended since. Callers hold the lock.
+   */
+  private async settleDoubt(appended: Appended): Promise<void> {
+    const sent = appended.inDoubt;
+    if (!sent) return;
+    try {
+      this.attr = await this.backend.append(this.path, this.ino, sent.data, sent.id, this.mtimeOverride ?? this.lastWrite, this.attrChanges);
+      this.attrChanges = {};
+    } catch (err) {
+      if (!(err instanceof DfsError) || err.code !== 'NOT_KEPT') throw err;
+      appended.parts.unshift(sent.data);
+    }
+    appended.inDoubt = undefined;
+  }
+
+  private wrote(): void {
+    this.dirty = true;
+    this.lastWrite = nowNs();
+    this.mtimeOverride = undefined;
+  }
+
+  /** Writes bytes at `offset` into the content. Callers hold the lock. */
+  private async writeAt(offset: number, data: Buffer): Promise<number> {
+    if (this.stickyError) throw this.stickyError;
+    const end = offset + data.length;
+    if (end > this.size) await this.resize(end);
+    const cs = this.backend.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((end - 1) / cs);
+    for (let i = first; i <= last; i++) {
+      const slot = await this.materialize(i);
+      const chunkStart = i * cs;
+      const from = Math.max(offset, chunkStart);
+      const to = Math.min(end, chunkStart + cs);
+      ensureCapacity(slot, to - chunkStart, cs);
+      data.copy(slot.data, from - chunkStart, from - offset, to - offset);
+    }
+    this.wrote();
+    // A chunk this write filled to its end is done being written, most likely: send it on its way.
+    for (let i = first; i <= last; i++) {
+      const slot = this.slots[i];
+      if (slot?.kind === 'dirty' && slot.size === cs && (i + 1) * cs <= end) await this.stage(i, slot);
+    }
+    return data.length;
   }
 
   /**
@@ -229,10 +322,9 @@ export class OpenFile {
    */
   truncate(size: number): Promise<void> {
     return this.lock.run(async () => {
+      await this.fetchContent();
       if (size !== this.size) await this.resize(size);
-      this.dirty = true;
-      this.lastWrite = nowNs();
-      this.mtimeOverride = undefined;
+      this.wrote();
     });
   }
 
@@ -335,6 +427,7 @@ export class OpenFile {
   flush(): Promise<void> {
     return this.lock.run(async () => {
       if (!this.dirty) return;
+      if (this.appended && (await this.flushAppended(this.appended))) return;
       await Promise.all(this.uploads);
       this.stickyError = undefined;
       const contents = new Map<string, Buffer>();
@@ -398,6 +491,26 @@ export class OpenFile {
       for (const [hash, data] of contents) this.backend.remember(hash, forCache(data));
       this.finishCommit(attr);
     });
+  }
+
+  /**
+   * Sends what was appended for the name server to add to the file. False when it does not keep the file
+   * (or would not with these bytes): the content is here then, to commit the usual way. Callers hold the lock.
+   */
+  private async flushAppended(appended: Appended): Promise<boolean> {
+    await this.settleDoubt(appended);
+    if (appended.parts.length > 0) {
+      appended.inDoubt = { id: randomUUID(), data: Buffer.concat(appended.parts) };
+      appended.parts = [];
+      await this.settleDoubt(appended);
+    }
+    if (appended.parts.length > 0) {
+      // Refused: those bytes go with the content, committed the usual way.
+      await this.fetchContent();
+      return false;
+    }
+    this.finishCommit(this.attr);
+    return true;
   }
 
   private finishCommit(attr: Attr): void {

@@ -244,6 +244,8 @@ export class Vfs {
   }
 
   async open(path: string, flags: number): Promise<number> {
+    const appendTo = await this.appendTarget(path, flags);
+    if (appendTo) return this.addHandle(this.files.get(appendTo.ino) ?? OpenFile.appending(appendTo.ino, path, appendTo, this.backend), flags);
     const info = await this.infoToOpen(path);
     if (info.attr.type === 'dir') throw fsError('EISDIR', path);
     this.attrs.put(path, info.attr);
@@ -255,6 +257,18 @@ export class Vfs {
       file = new OpenFile(info.attr.ino, path, info.attr, info.chunks, this.backend);
     }
     return this.addHandle(file, flags);
+  }
+
+  /**
+   * The file an open for appending only (`>>`) is of, when its content need not be fetched: a small file
+   * (as far as this mount knows) the name server keeps. Its bytes go to the name server at close, to add
+   * to the file (see OpenFile.appending): appends from other clients meanwhile are not overwritten.
+   */
+  private async appendTarget(path: string, flags: number): Promise<Attr | undefined> {
+    if ((flags & O_ACCMODE) !== constants.O_WRONLY || !(flags & constants.O_APPEND) || flags & constants.O_TRUNC) return undefined;
+    if (this.backend.inlineMax === 0) return undefined;
+    const attr = await this.getattr(path);
+    return attr.type === 'file' && attr.size < this.backend.inlineMax ? attr : undefined;
   }
 
   private addHandle(file: OpenFile, flags: number): number {
@@ -281,8 +295,7 @@ export class Vfs {
     const handle = this.handle(fd);
     if ((handle.flags & O_ACCMODE) === constants.O_RDONLY) throw new DfsError('EBADF', 'file not open for writing');
     // O_APPEND writers append, wherever the kernel thinks the end is.
-    const at = handle.flags & constants.O_APPEND ? handle.file.size : offset;
-    return handle.file.write(at, data);
+    return handle.flags & constants.O_APPEND ? handle.file.append(data) : handle.file.write(offset, data);
   }
 
   /** close(): commits this file's changes; resolves only once the commit is acknowledged. */

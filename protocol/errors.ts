@@ -37,6 +37,8 @@ export const errorCatalog = {
   HASH_MISMATCH: { status: 422, errno: 5, text: 'chunk content does not match its hash' },
   /** A commit names chunks the cluster does not hold with enough copies; upload them and commit again. */
   CHUNKS_MISSING: { status: 409, errno: 5, text: 'chunks are missing' },
+  /** An append the name server cannot make itself: the file is not one it keeps whole, or would be too big to. */
+  NOT_KEPT: { status: 409, errno: 5, text: 'the file is not kept whole by the name server' },
   /** A chunk was stored again after this delete was issued, so the delete is refused. */
   CHUNK_REFRESHED: { status: 409, errno: 5, text: 'chunk was stored again after the delete was issued' },
   /** No storage server is alive to take or serve data. */

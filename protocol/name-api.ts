@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { sha256 } from '../common/sha256.js';
 import { route } from './contract.js';
 import { DfsError } from './errors.js';
-import { AbsPath, Attr, ChunkLocation, ChunkRef, DirEntry, Hash, InlineChunk, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
+import { AbsPath, Attr, Base64, ChunkLocation, ChunkRef, DirEntry, Hash, InlineChunk, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
 
 /** Name-server routes. Namespace calls are by path, since FUSE 2 is path-based. */
 
@@ -237,6 +237,30 @@ export const nameApi = {
     output: Attr,
     auth: CLIENT,
     idempotent: true,
+  }),
+
+  /**
+   * Adds bytes at the end of a small file the name server keeps whole, atomically: appends from many
+   * clients all land, none on top of another (O_APPEND). Refused with NOT_KEPT when the file is not one the
+   * name server keeps, or would grow past what it keeps: the writer then commits the whole content.
+   */
+  append: route({
+    method: 'POST',
+    path: '/fs/append',
+    input: z.object({
+      path: AbsPath,
+      /** When given, the file must still be this inode (else NOT_KEPT: the writer commits the usual way). */
+      ino: Uint.optional(),
+      data: Base64.min(1),
+      /** The writer's name for these bytes: sent again with it (after a lost answer), they are added once. */
+      id: z.string().min(8).max(64),
+      mtime: NsTime.optional(),
+      attrs: AttrChanges.optional(),
+    }),
+    output: Attr,
+    auth: CLIENT,
+    // A retry of its own could not tell a lost answer from a lost request: the writer sends it again, same id.
+    idempotent: false,
   }),
 
   /** `replaced`: the inode of a file the rename replaced (its other names' link count changed). */

@@ -78,7 +78,7 @@ export type Receipt = z.infer<typeof Receipt>;
  */
 export const MAX_INLINE_BYTES = 1024 * 1024;
 /** Bytes as base64, at most MAX_INLINE_BYTES of them (whoever decodes them checks them against their hash). */
-const Base64 = z.string().max(Math.ceil(MAX_INLINE_BYTES / 3) * 4);
+export const Base64 = z.string().max(Math.ceil(MAX_INLINE_BYTES / 3) * 4);
 
 /** A chunk's bytes sent to the name server to keep (a small file's whole content). */
 export const InlineChunk = z.object({ hash: Hash, data: Base64 });

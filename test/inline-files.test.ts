@@ -1,8 +1,11 @@
-import test from 'ava';
-import { nameApi } from '../protocol/name-api.js';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
+import type { RunResult } from '../bench/proc.js';
+import { nameApi } from '../protocol/name-api.js';
 import { sha256Hex, bufferSource, readAll, startCluster } from './harness.js';
 import { httpTrace, sh, startMount, TRACE_HTTP } from './mount-harness.js';
+import { q } from './mount-util.js';
 import { copiesOnDisk, databaseProblems, diskSnapshots, errorCode, randomBlob } from './store-checks.js';
 
 // Small files are kept by the name server, in its database: written in one commit, read in the open that
@@ -112,4 +115,99 @@ test.serial('a mount whose name server stops keeping small files sends them to s
   t.is(commits() - before, 1, 'c went to storage servers at once: the mount learnt the new limit');
   // The file kept before the change is still read from the name server.
   t.is((await sh(`wc -c < ${join(mount.dir, 'a')}`)).stdout.trim(), '3000');
+});
+
+test.serial('an append adds bytes to a kept file once, however often it is sent, and only to a file the name server keeps whole', async (t) => {
+  const cluster = await startCluster(t, { nameServerArgs: ['--inline-max', '4K'] });
+  const client = cluster.client;
+  const append = (path: string, text: string, id: string, ino?: number): Promise<unknown> =>
+    client.ns.call(nameApi.append, { path, data: Buffer.from(text).toString('base64'), id, ...(ino === undefined ? {} : { ino }) });
+  const content = async (path: string): Promise<string> => (await readAll(client, path)).toString();
+
+  const { ino } = await client.ns.call(nameApi.create, { path: '/log' });
+  await append('/log', 'one\n', 'append-1');
+  await append('/log', 'two\n', 'append-2', ino);
+  // The same id again (a writer whose answer was lost): answered, not made twice.
+  await append('/log', 'two\n', 'append-2', ino);
+  t.is(await content('/log'), 'one\ntwo\n');
+  const info = await client.info('/log');
+  t.is(info.attr.version, 2);
+  t.deepEqual(info.chunks[0]!.servers, [], 'still kept by the name server');
+
+  // Many writers at once: every append lands, none on top of another.
+  await Promise.all(Array.from({ length: 40 }, (_, i) => append('/log', `w${i}\n`, `writer-${i}`)));
+  const lines = (await content('/log')).split('\n').filter((l) => l);
+  t.is(lines.length, 42);
+  t.deepEqual(lines.slice(2).sort(), Array.from({ length: 40 }, (_, i) => `w${i}`).sort());
+
+  // Refused, and nothing changes: another inode under the name, a file that would outgrow the limit, one on storage servers.
+  t.is(await errorCode(append('/log', 'x', 'append-wrong-ino', ino + 1000)), 'NOT_KEPT');
+  const full = randomBlob(4 * KiB);
+  await client.writeFile('/full', bufferSource(full.data));
+  t.is(await errorCode(append('/full', 'x', 'append-too-big')), 'NOT_KEPT');
+  const large = randomBlob(5000);
+  await client.writeFile('/large', bufferSource(large.data));
+  t.is(await errorCode(append('/large', 'x', 'append-on-storage')), 'NOT_KEPT');
+  t.is(sha256Hex(await readAll(client, '/full')), full.sha);
+  t.is(sha256Hex(await readAll(client, '/large')), large.sha);
+  t.is(await errorCode(append('/missing', 'x', 'append-to-no-file')), 'ENOENT');
+  t.deepEqual(await databaseProblems(cluster.dbFile), []);
+});
+
+test.serial('appends through the mount (>>) open without asking for the file, land from two mounts at once, and outgrow the limit', async (t) => {
+  const cluster = await startCluster(t, { nameServerArgs: ['--inline-max', '4K'] });
+  const a = await startMount(t, cluster, [], TRACE_HTTP);
+  const b = await startMount(t, cluster);
+  const lines = (tag: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${tag} line ${i}`);
+  const appendLoop = (dir: string, tag: string, n: number): Promise<RunResult> =>
+    sh(`for ((i = 0; i < ${n}; i++)); do echo "${tag} line $i" >> log; done`, { cwd: dir });
+
+  let r = await sh('echo first > log', { cwd: a.dir });
+  t.is(r.code, 0, r.stderr);
+  const infos = (): number => httpTrace(a, /^\/fs\/file$/).length;
+  const appends = (): number => httpTrace(a, /^\/fs\/append$/).length;
+  const [infosBefore, appendsBefore] = [infos(), appends()];
+  r = await appendLoop(a.dir, 'a', 20);
+  t.is(r.code, 0, r.stderr);
+  t.is(infos() - infosBefore, 0, 'no open asked for the file');
+  t.is(appends() - appendsBefore, 20, 'one append per close');
+  t.is(await readFile(join(b.dir, 'log'), 'utf8'), ['first', ...lines('a', 20), ''].join('\n'));
+
+  // Both mounts append to the one file at once: each line lands once (with whole content commits, the last
+  // close would win and the other mount's lines be lost).
+  const [ra, rb] = await Promise.all([appendLoop(a.dir, 'A', 30), appendLoop(b.dir, 'B', 30)]);
+  t.is(ra.code, 0, ra.stderr);
+  t.is(rb.code, 0, rb.stderr);
+  const all = (await readFile(join(a.dir, 'log'), 'utf8')).split('\n').filter((l) => l);
+  t.deepEqual(all.slice(21).sort(), [...lines('A', 30), ...lines('B', 30)].sort());
+  t.deepEqual(all.filter((l) => l.startsWith('A ')), lines('A', 30), "a mount's own appends stay in order");
+
+  // Past the 4 KiB the name server keeps, the file moves to storage servers and appends go on.
+  r = await appendLoop(a.dir, 'C', 400);
+  t.is(r.code, 0, r.stderr);
+  const after = (await readFile(join(b.dir, 'log'), 'utf8')).split('\n').filter((l) => l);
+  t.deepEqual(after.slice(81), lines('C', 400));
+  t.is((await cluster.client.info('/log')).chunks[0]!.servers.length, 2);
+  t.deepEqual(await databaseProblems(cluster.dbFile), []);
+});
+
+test.serial('a file open for appending reads, in the same mount, with what was appended and not yet closed', async (t) => {
+  const cluster = await startCluster(t);
+  const mount = await startMount(t, cluster);
+  const log = join(mount.dir, 'log');
+  t.is((await sh(`printf 'kept\\n' > ${log}`)).code, 0);
+  // One process: appends without closing, reads the file through another descriptor, truncates, closes.
+  const script = `
+    const fs = require('node:fs');
+    const fd = fs.openSync(process.argv[1], 'a');
+    fs.writeSync(fd, 'appended\\n');
+    const seen = fs.readFileSync(process.argv[1], 'utf8');
+    fs.writeSync(fd, 'more\\n');
+    fs.closeSync(fd);
+    process.stdout.write(JSON.stringify(seen));`;
+  const r = await sh(`node -e ${q(script)} ${log}`);
+  t.is(r.code, 0, r.stderr);
+  t.is(JSON.parse(r.stdout), 'kept\nappended\n');
+  t.is(await readFile(log, 'utf8'), 'kept\nappended\nmore\n');
+  t.is((await cluster.client.info('/log')).attr.size, 19);
 });

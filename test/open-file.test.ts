@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import test from 'ava';
 import { OpenFile, type FileBackend } from '../mount/open-file.js';
+import { DfsError } from '../protocol/errors.js';
 import type { Attr, ChunkLocation } from '../protocol/schemas.js';
 
-// OpenFile's choice of which committed version to hold is pure logic: a backend that is never called.
+// OpenFile's choice of which committed version to hold, and of what to send for appended bytes, is pure
+// logic: a backend that is never called, or one that records what it is asked.
 const unused = (): never => {
   throw new Error('the backend is not used here');
 };
@@ -29,4 +32,60 @@ test('an open answered with an older version than the one held does not take it 
   t.is(file.size, 30);
   file.refresh(v3.attr, v3.chunks);
   t.is(file.size, 30);
+});
+
+/** A backend that records appends and commits, answering appends from a script. */
+function appendBackend(answers: (Error | undefined)[], content: Buffer): { backend: FileBackend; appends: { id: string; data: string }[]; commits: string[] } {
+  const appends: { id: string; data: string }[] = [];
+  const commits: string[] = [];
+  const base = version(1, content.length);
+  const attrAt = (n: number, size: number): Attr => ({ ...base.attr, version: n, size });
+  const fake: Partial<FileBackend> = {
+    chunkSize: 4 * 1024 * 1024,
+    inlineMax: 64 * 1024,
+    append: async (_path, _ino, data, id) => {
+      appends.push({ id, data: data.toString() });
+      const answer = answers.shift();
+      if (answer) throw answer;
+      return attrAt(appends.length + 1, content.length + data.length);
+    },
+    info: async () => {
+      const chunk = { hash: createHash('sha256').update(content).digest('hex'), size: content.length, offset: 0, servers: [], data: content.toString('base64') };
+      return { path: '/f', attr: base.attr, replicas: 2, chunkSize: 4 * 1024 * 1024, chunks: [chunk], fullyReplicated: true };
+    },
+    hash: async (data) => createHash('sha256').update(data).digest('hex'),
+    commit: async (_path, _ino, _chunks, size, _mtime, _receipts, _attrs, inline) => {
+      commits.push(Buffer.from(inline[0]!.data, 'base64').toString());
+      return attrAt(99, size);
+    },
+  };
+  return { backend: fake as FileBackend, appends, commits };
+}
+
+test('appended bytes whose answer was lost are sent again under the same id, before the bytes appended since', async (t) => {
+  const { backend: fake, appends } = appendBackend([new DfsError('ETIMEDOUT', 'no answer')], Buffer.from('base\n'));
+  const file = OpenFile.appending(7, '/f', version(1, 5).attr, fake);
+  await file.append(Buffer.from('one\n'));
+  await t.throwsAsync(file.flush(), { message: 'no answer' });
+  t.true(file.dirty, 'the bytes are still to be sent');
+  await file.append(Buffer.from('two\n'));
+  await file.flush();
+  t.false(file.dirty);
+  t.is(appends.length, 3);
+  t.deepEqual(appends[1], appends[0], 'the same bytes under the same id');
+  t.is(appends[2]!.data, 'two\n');
+  t.not(appends[2]!.id, appends[0]!.id);
+});
+
+test('appended bytes the name server refuses (NOT_KEPT) are laid over the fetched content and committed whole', async (t) => {
+  const refused = new DfsError('NOT_KEPT', 'not kept');
+  const { backend: fake, appends, commits } = appendBackend([refused], Buffer.from('base\n'));
+  const file = OpenFile.appending(7, '/f', version(1, 5).attr, fake);
+  await file.append(Buffer.from('one\n'));
+  await file.append(Buffer.from('two\n'));
+  await file.flush();
+  t.is(appends.length, 1);
+  t.is(appends[0]!.data, 'one\ntwo\n');
+  t.deepEqual(commits, ['base\none\ntwo\n']);
+  t.is(file.size, 13);
 });

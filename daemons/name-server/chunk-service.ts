@@ -1,12 +1,14 @@
+import { KeyedMutex } from '../../common/semaphore.js';
+import { sha256 } from '../../common/sha256.js';
 import { DfsError } from '../../protocol/errors.js';
 import type { z } from 'zod';
-import { keptBytes, type FileInfo, type nameApi } from '../../protocol/name-api.js';
+import { keptByNameServer, keptBytes, type FileInfo, type nameApi } from '../../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
 import type { ChunkGuards } from './chunk-guards.js';
 import type { StorageCalls } from './storage-calls.js';
 import type { MetaReader, MetaStore, Mutation } from './meta/store.js';
-import type { Namespace } from './namespace.js';
+import { VersionMoved, type Namespace } from './namespace.js';
 import type { StorageRegistry } from './registry.js';
 import type { Replicator } from './replicator.js';
 
@@ -27,6 +29,11 @@ export interface ChunkServiceOptions {
  * the chunk locations readers get.
  */
 export class ChunkService {
+  /** Appends made lately, by client and id, oldest first. */
+  private readonly appends = new Map<string, Promise<Attr>>();
+  /** Appends to one file wait for each other (else each would read the same version, and all but one retry). */
+  private readonly appending = new KeyedMutex<string>();
+
   constructor(
     private readonly meta: MetaStore,
     private readonly namespace: Namespace,
@@ -113,6 +120,47 @@ export class ChunkService {
       return await this.namespace.by(origin, () => this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement, input.attrs));
     } finally {
       this.guards.unpin(hashes);
+    }
+  }
+
+  /**
+   * Adds bytes at the end of a small file this server keeps whole: reads its content, commits content and
+   * bytes as its next version. Another commit landing in between makes it read again, so no append is lost.
+   * An append sent again under the same id (its answer was lost) is answered as the first time, not made twice.
+   */
+  append(input: z.output<typeof nameApi.append.input>, origin?: string): Promise<Attr> {
+    const key = `${origin ?? ''}:${input.id}`;
+    const known = this.appends.get(key);
+    if (known) return known;
+    const made = this.appending.run(input.path, () => this.appendOnce(input, origin));
+    this.appends.set(key, made);
+    // Only an append that was made is remembered: a refused one is sent again as something else, or not at all.
+    made.catch(() => this.appends.delete(key));
+    if (this.appends.size > REMEMBERED_APPENDS) this.appends.delete(this.appends.keys().next().value!);
+    return made;
+  }
+
+  private async appendOnce(input: z.output<typeof nameApi.append.input>, origin?: string): Promise<Attr> {
+    const data = Buffer.from(input.data, 'base64');
+    if (data.length === 0) throw new DfsError('EINVAL', `${input.path}: nothing to append`);
+    for (let attempt = 1; ; attempt++) {
+      const { inode, chunks } = await this.namespace.fileChunks(input.path);
+      if (input.ino !== undefined && inode.ino !== input.ino) throw new DfsError('NOT_KEPT', `${input.path} is another file now`);
+      const kept = chunks.length === 0 ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0]!.kept : undefined;
+      const size = (kept?.length ?? 0) + data.length;
+      if (!kept || !keptByNameServer(size, this.options.inlineMax)) {
+        throw new DfsError('NOT_KEPT', `${input.path} is not kept whole by the name server, or would grow past ${this.options.inlineMax} bytes`);
+      }
+      const content = Buffer.concat([kept, data]);
+      const hash = sha256(content);
+      const placement: Mutation[] = [{ kind: 'keepInline', hash, data: content, gcAfter: Date.now() + this.options.uploadGraceMs }];
+      try {
+        return await this.namespace.by(origin, () =>
+          this.namespace.commit(input.path, inode.ino, [{ hash, size }], size, input.mtime, placement, input.attrs, inode.version),
+        );
+      } catch (err) {
+        if (!(err instanceof VersionMoved) || attempt >= APPEND_ATTEMPTS) throw err;
+      }
     }
   }
 
@@ -233,6 +281,12 @@ export class ChunkService {
     return { path, attr: this.namespace.attr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };
   }
 }
+
+/** Reads of a file an append makes before it gives up (each lost to another commit of the same file). */
+const APPEND_ATTEMPTS = 10;
+
+/** Appends remembered for writers that send one again (its answer lost): a retry comes within seconds. */
+const REMEMBERED_APPENDS = 10_000;
 
 /** How far storage servers' clocks may be ahead of the name server's (as the storage server's delete check allows). */
 const RECEIPT_CLOCK_SKEW_MS = 2_000;

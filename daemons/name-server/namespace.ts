@@ -50,6 +50,13 @@ export function toAttr(row: InodeRow, hasXattrs = false): Attr {
   };
 }
 
+/** A change made from a version of a file that is no longer its latest: the caller reads it again. */
+export class VersionMoved extends DfsError {
+  constructor(path: string) {
+    super('EBUSY', `${path} changed while the change to it was being made`);
+  }
+}
+
 /** The changes of one operation: applied to the tree at once, and kept for the engine. */
 class Edit {
   readonly mutations: Mutation[] = [];
@@ -486,7 +493,8 @@ export class Namespace {
 
   /**
    * Replaces a file's content with a chunk list the caller has checked is held well enough (and pinned
-   * against collection until this resolves).
+   * against collection until this resolves). `basedOn`: the version the new content was made from; if the
+   * file has moved on since, VersionMoved is thrown and nothing changes.
    */
   commit(
     path: string,
@@ -496,6 +504,7 @@ export class Namespace {
     mtime: string | undefined,
     placement: readonly Mutation[] = [],
     attrs: AttrChanges = {},
+    basedOn?: number,
   ): Promise<Attr> {
     this.checkChunkList(path, chunks, size);
     return this.change((edit) => {
@@ -503,6 +512,8 @@ export class Namespace {
       if (!inode) throw fsError('ENOENT', path);
       if (isDir(inode.mode)) throw fsError('EISDIR', path);
       if (!isFile(inode.mode)) throw fsError('EINVAL', path);
+      // Content made from the version read (an append): another commit since then would be lost.
+      if (basedOn !== undefined && inode.version !== basedOn) throw new VersionMoved(path);
       const now = nowNs();
       // Copies the writer has receipts for are recorded first, in the same transaction.
       for (const m of placement) edit.raw(m);

@@ -19,8 +19,10 @@ export function fsRoutes(routes: RouteTable, ns: Namespace, chunks: ChunkService
   routes.serve(nameApi.list, (input) => ns.list(input.path));
   serveChange(nameApi.mkdir, (input) => ns.mkdir(input.path, input.mode, input.uid, input.gid, input.parents));
   serveChange(nameApi.create, (input) => ns.create(input.path, input.mode, input.uid, input.gid, input.rdev, input.exclusive));
-  // A commit reaches the namespace after its own awaits (the chunks' quorum): it passes the origin on itself.
+  // A commit or an append reaches the namespace after its own awaits (the chunks' quorum, reading the file):
+  // it passes the origin on itself.
   routes.serve(nameApi.commit, (input, ctx) => chunks.commit(input, ctx.claims?.client));
+  routes.serve(nameApi.append, (input, ctx) => chunks.append(input, ctx.claims?.client));
   serveChange(nameApi.rename, async (input) => {
     const replaced = await ns.rename(input.from, input.to, input.noReplace);
     return replaced === undefined ? {} : { replaced };
