@@ -1,5 +1,5 @@
 import { DfsError } from '../protocol/errors.js';
-import type { ChunkLocation, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
+import type { Attr, ChunkLocation, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { getChunk, putChunk } from '../protocol/storage-client.js';
 import type { RouteClient } from '../protocol/http-client.js';
 import { keptBytes, nameApi } from '../protocol/name-api.js';
@@ -111,4 +111,33 @@ export class ChunkIO {
 /** The receipts of the servers that stored a chunk, as a commit carries them. */
 export function receiptsOf(hash: string, size: number, copies: readonly StoredCopy[]): Receipt[] {
   return copies.map((c) => ({ hash, size, server: c.id, receipt: c.receipt }));
+}
+
+/**
+ * Commits a chunk list until the name server takes it: when it answers CHUNKS_MISSING (copies lost since the
+ * upload, or bytes it would not keep because its limit was lowered), `upload` sends those chunks to storage
+ * servers and the commit is sent again, at most `attempts` times in all. Bytes it would not keep are not
+ * handed over again, and `inlineRefused` is told.
+ */
+export async function commitUploadingMissing(options: {
+  commit: (inline: InlineChunk[]) => Promise<Attr>;
+  inline: InlineChunk[];
+  attempts: number;
+  upload: (missing: Set<string>) => Promise<void>;
+  inlineRefused: () => void;
+}): Promise<Attr> {
+  let inline = options.inline;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await options.commit(inline);
+    } catch (err) {
+      if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= options.attempts) throw err;
+      const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
+      if (inline.some((c) => missing.has(c.hash))) {
+        inline = [];
+        options.inlineRefused();
+      }
+      await options.upload(missing);
+    }
+  }
 }

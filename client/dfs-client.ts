@@ -5,7 +5,7 @@ import { keptByNameServer, nameApi, type FileInfo } from '../protocol/name-api.j
 import type { Attr, ChunkRef, InlineChunk, Receipt } from '../protocol/schemas.js';
 import { sha256 } from '../common/sha256.js';
 import { TokenMinter } from '../protocol/token.js';
-import { ChunkIO, receiptsOf } from './chunk-io.js';
+import { ChunkIO, commitUploadingMissing, receiptsOf } from './chunk-io.js';
 import { forEachLimited } from '../common/limit.js';
 
 export interface ClientOptions {
@@ -118,26 +118,24 @@ export class DfsClient {
     return this.commitWithRetry(path, refs, source, chunkSize, receipts);
   }
 
-  private async commitWithRetry(path: string, refs: ChunkRef[], source: ByteSource, chunkSize: number, receipts: Receipt[], inline: InlineChunk[] = []): Promise<Attr> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.ns.call(nameApi.commit, { path, chunks: refs, size: source.size, receipts, ...(inline.length > 0 ? { inline } : {}) });
-      } catch (err) {
-        if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
-        const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
-        if (inline.some((c) => missing.has(c.hash))) {
-          // Bytes the name server would not keep: its limit was lowered. They go to storage servers now.
-          inline = [];
-          this.layoutCache = undefined;
-        }
-        const again = refs.map((ref, index) => ({ ref, index })).filter(({ ref }) => missing.delete(ref.hash));
-        await forEachLimited(again, this.parallel, async ({ ref, index }) => {
-          const data = await source.read(index * chunkSize, ref.size);
-          if (sha256(data) !== ref.hash) throw new DfsError('EIO', `${path}: the source changed while it was being written`);
-          receipts.push(...receiptsOf(ref.hash, ref.size, await this.chunks.upload(ref.hash, data)));
-        });
-      }
-    }
+  private commitWithRetry(path: string, refs: ChunkRef[], source: ByteSource, chunkSize: number, receipts: Receipt[], inline: InlineChunk[] = []): Promise<Attr> {
+    return commitUploadingMissing({
+      commit: (kept) => this.ns.call(nameApi.commit, { path, chunks: refs, size: source.size, receipts, ...(kept.length > 0 ? { inline: kept } : {}) }),
+      inline,
+      attempts: COMMIT_ATTEMPTS,
+      // The name server's limit for the bytes it keeps was lowered: learn it again.
+      inlineRefused: () => (this.layoutCache = undefined),
+      upload: (missing) =>
+        forEachLimited(
+          refs.map((ref, index) => ({ ref, index })).filter(({ ref }) => missing.delete(ref.hash)),
+          this.parallel,
+          async ({ ref, index }) => {
+            const data = await source.read(index * chunkSize, ref.size);
+            if (sha256(data) !== ref.hash) throw new DfsError('EIO', `${path}: the source changed while it was being written`);
+            receipts.push(...receiptsOf(ref.hash, ref.size, await this.chunks.upload(ref.hash, data)));
+          },
+        ),
+    });
   }
 
   /** Reads a whole file chunk by chunk, in order, fetching a few chunks ahead. */

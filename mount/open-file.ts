@@ -3,7 +3,7 @@ import { Mutex } from '../common/semaphore.js';
 import { DfsError } from '../protocol/errors.js';
 import { keptByNameServer, keptBytes, type AttrChanges, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
-import { receiptsOf } from '../client/chunk-io.js';
+import { commitUploadingMissing, receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
 
 /** What an open file needs from the rest of the mount. */
@@ -527,31 +527,24 @@ export class OpenFile {
       return { hash: slot.hash, size: slot.size };
     });
     const mtime = this.mtimeOverride ?? this.lastWrite;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const attr = await this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges, inline);
-        this.receipts = [];
-        this.attrChanges = {};
-        return attr;
-      } catch (err) {
-        if (!(err instanceof DfsError) || err.code !== 'CHUNKS_MISSING' || attempt >= COMMIT_ATTEMPTS) throw err;
-        // Copies went missing between upload and commit (servers died), or the name server would not keep a
-        // small file's bytes: upload them.
-        const missing = new Set((err.details?.missing as string[] | undefined) ?? []);
-        if (inline.some((c) => missing.has(c.hash))) {
-          inline = [];
-          this.backend.inlineRefused();
-        }
-        await Promise.all(
+    const attr = await commitUploadingMissing({
+      commit: (kept) => this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges, kept),
+      inline,
+      attempts: COMMIT_ATTEMPTS,
+      inlineRefused: () => this.backend.inlineRefused(),
+      upload: (missing) =>
+        Promise.all(
           [...missing].map(async (hash) => {
             const slot = this.slots.find((s) => s.kind === 'stored' && s.hash === hash);
             const data = contents.get(hash) ?? (slot?.kind === 'stored' ? await this.storedBytes(slot) : undefined);
             if (!data) throw new DfsError('EIO', `${this.path}: chunk ${hash} was lost before the commit`);
             this.receipts.push(...receiptsOf(hash, data.length, await this.backend.upload(hash, data)));
           }),
-        );
-      }
-    }
+        ).then(() => undefined),
+    });
+    this.receipts = [];
+    this.attrChanges = {};
+    return attr;
   }
 }
 
