@@ -245,7 +245,12 @@ export class Vfs {
 
   async open(path: string, flags: number): Promise<number> {
     const appendTo = await this.appendTarget(path, flags);
-    if (appendTo) return this.addHandle(this.files.get(appendTo.ino) ?? OpenFile.appending(appendTo.ino, path, appendTo, this.backend), flags);
+    if (appendTo) {
+      const file = this.files.get(appendTo.ino) ?? OpenFile.appending(appendTo.ino, path, appendTo, this.backend);
+      // The name it was opened by last: an append names the file by path (and checks its inode).
+      file.path = path;
+      return this.addHandle(file, flags);
+    }
     const info = await this.infoToOpen(path);
     if (info.attr.type === 'dir') throw fsError('EISDIR', path);
     this.attrs.put(path, info.attr);
