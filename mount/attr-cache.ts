@@ -75,9 +75,9 @@ export class AttrCache {
   }
 
   /** Updates the attributes of an inode already known (a commit or setattr answered them). */
-  putAttr(attr: Attr, kept = false): void {
+  putAttr(attr: Attr): void {
     if (this.ttlMs <= 0) return;
-    this.attrs.set(attr.ino, this.entry(attr, kept));
+    this.attrs.set(attr.ino, this.entry(attr, false));
   }
 
   /**

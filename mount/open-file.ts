@@ -238,7 +238,7 @@ export class OpenFile {
     return this.lock.run(async () => {
       const appended = this.appended;
       // `size` is what this mount knows (another client may have appended since): the name server decides.
-      if (appended && this.size + data.length <= this.backend.inlineMax) {
+      if (appended && keptByNameServer(this.size + data.length, this.backend.inlineMax)) {
         // FUSE lends the bytes only until the write is answered.
         appended.parts.push(Buffer.from(data));
         this.size += data.length;
@@ -269,20 +269,25 @@ export class OpenFile {
   }
 
   /**
-   * Sends appended bytes under their id (again, if their answer was lost: they land once). A refusal
-   * (NOT_KEPT: not made) puts them back in front of the bytes appended since. Callers hold the lock.
+   * Sends appended bytes under their id (again, if their answer was lost: they land once). False if the
+   * name server refused them (NOT_KEPT: not made): they are put back in front of the bytes appended since.
+   * Callers hold the lock.
    */
-  private async settleDoubt(appended: Appended): Promise<void> {
+  private async settleDoubt(appended: Appended): Promise<boolean> {
     const sent = appended.inDoubt;
-    if (!sent) return;
+    if (!sent) return true;
     try {
       this.attr = await this.backend.append(this.path, this.ino, sent.data, sent.id, this.mtimeOverride ?? this.lastWrite, this.attrChanges);
       this.attrChanges = {};
+      appended.inDoubt = undefined;
+      return true;
     } catch (err) {
+      // No answer: the bytes stay in doubt, to be sent again under the same id.
       if (!(err instanceof DfsError) || err.code !== 'NOT_KEPT') throw err;
+      appended.inDoubt = undefined;
       appended.parts.unshift(sent.data);
+      return false;
     }
-    appended.inDoubt = undefined;
   }
 
   private wrote(): void {
@@ -498,13 +503,13 @@ export class OpenFile {
    * (or would not with these bytes): the content is here then, to commit the usual way. Callers hold the lock.
    */
   private async flushAppended(appended: Appended): Promise<boolean> {
-    await this.settleDoubt(appended);
-    if (appended.parts.length > 0) {
+    let made = await this.settleDoubt(appended);
+    if (made && appended.parts.length > 0) {
       appended.inDoubt = { id: randomUUID(), data: Buffer.concat(appended.parts) };
       appended.parts = [];
-      await this.settleDoubt(appended);
+      made = await this.settleDoubt(appended);
     }
-    if (appended.parts.length > 0) {
+    if (!made) {
       // Refused: those bytes go with the content, committed the usual way.
       await this.fetchContent();
       return false;

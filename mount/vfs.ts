@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
 import type { ClusterLayout, DfsClient } from '../client/dfs-client.js';
 import type { Logger } from '../common/log.js';
-import { DfsError, fsError } from '../protocol/errors.js';
-import { changedFields, nameApi, type ClusterStatus, type FileInfo } from '../protocol/name-api.js';
+import { RecentMap } from '../common/recent-map.js';
+import { DfsError, fsError, outcomeUnknown } from '../protocol/errors.js';
+import { changedFields, keptByNameServer, nameApi, type ClusterStatus, type FileInfo } from '../protocol/name-api.js';
 import { parentAndName } from '../protocol/names.js';
 import { fileTypes, type Attr } from '../protocol/schemas.js';
 import { nowNs } from '../protocol/time.js';
@@ -67,8 +68,8 @@ export class Vfs {
   readonly chunks: ChunkCache;
   private readonly backend: MountBackend;
   readonly chunkSize: number;
-  /** Inode → the version this mount last committed (most recent last). */
-  private readonly committed = new Map<number, number>();
+  /** Inode → the version this mount last committed, for opens that race it. */
+  private readonly committed = new RecentMap<number, number>(MAX_COMMITTED_VERSIONS);
   /** Other clients' changes to names and inodes, as the name server's change feed reports them. */
   private readonly feed: ChangeWatcher;
 
@@ -147,8 +148,9 @@ export class Vfs {
   /**
    * One of this mount's own changes. Its change feed leaves it out, so a lookup answered across it is not
    * kept past the timeout (the feed's generation moves before and after it); this mount's bookkeeping
-   * once it returns keeps the rest right. If it fails (EEXIST: another client made the name; or a timeout
-   * after the name server made the change), what this mount held about `paths` may be wrong: forget it.
+   * once it returns keeps the rest right. If it is refused (EEXIST: another client made the name), what
+   * this mount held about `paths` is wrong: forget it. If no answer came (a timeout after the name server
+   * made the change), whatever it held below them may be wrong too.
    */
   private async changing<T>(paths: readonly string[], call: () => Promise<T>): Promise<T> {
     this.feed.ownChange();
@@ -157,7 +159,9 @@ export class Vfs {
     } catch (err) {
       for (const path of paths) {
         this.attrs.forgetListing(parentOf(path));
-        this.attrs.forgetTree(path);
+        // A whole tree is one pass over the cache: only when the change may have been made.
+        if (outcomeUnknown(err)) this.attrs.forgetTree(path);
+        else this.attrs.forget(path);
       }
       throw err;
     } finally {
@@ -273,7 +277,8 @@ export class Vfs {
     if ((flags & O_ACCMODE) !== constants.O_WRONLY || !(flags & constants.O_APPEND) || flags & constants.O_TRUNC) return undefined;
     if (this.backend.inlineMax === 0) return undefined;
     const attr = await this.getattr(path);
-    return attr.type === 'file' && attr.size < this.backend.inlineMax ? attr : undefined;
+    // Room for at least one more byte in a file the name server keeps.
+    return attr.type === 'file' && keptByNameServer(attr.size + 1, this.backend.inlineMax) ? attr : undefined;
   }
 
   private addHandle(file: OpenFile, flags: number): number {
@@ -331,15 +336,8 @@ export class Vfs {
     if (!file.dirty) return false;
     await this.changing([file.path], () => file.flush());
     this.attrs.putAttr(file.attr);
-    this.noteCommitted(file.ino, file.attr.version);
+    this.committed.set(file.ino, file.attr.version);
     return true;
-  }
-
-  /** Remembers the version of this mount's last commit of a file, for opens that race it (bounded). */
-  private noteCommitted(ino: number, version: number): void {
-    this.committed.delete(ino);
-    this.committed.set(ino, version);
-    if (this.committed.size > MAX_COMMITTED_VERSIONS) this.committed.delete(this.committed.keys().next().value!);
   }
 
   async release(fd: number): Promise<void> {

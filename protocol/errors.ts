@@ -85,6 +85,14 @@ export function errnoOf(err: unknown): number {
   return err instanceof DfsError ? err.errno : errorCatalog.EIO.errno;
 }
 
+/**
+ * Whether a failed call may still have taken effect: no answer came (a timeout, a lost connection) or the
+ * server failed (5xx). A refusal (4xx) means nothing was changed.
+ */
+export function outcomeUnknown(err: unknown): boolean {
+  return !(err instanceof DfsError) || err.status >= 500;
+}
+
 /** Errors a name check or argument check throws, with the path named in the message. */
 export function fsError(code: ErrorCode, path: string): DfsError {
   return new DfsError(code, `${path}: ${errorCatalog[code].text}`, { path });

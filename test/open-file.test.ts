@@ -89,3 +89,14 @@ test('appended bytes the name server refuses (NOT_KEPT) are laid over the fetche
   t.deepEqual(commits, ['base\none\ntwo\n']);
   t.is(file.size, 13);
 });
+
+test('bytes in doubt that the name server then refuses go with the content at once, with the bytes appended since', async (t) => {
+  const { backend: fake, appends, commits } = appendBackend([new DfsError('ETIMEDOUT', 'no answer'), new DfsError('NOT_KEPT', 'not kept')], Buffer.from('base\n'));
+  const file = OpenFile.appending(7, '/f', version(1, 5).attr, fake);
+  await file.append(Buffer.from('one\n'));
+  await t.throwsAsync(file.flush());
+  await file.append(Buffer.from('two\n'));
+  await file.flush();
+  t.is(appends.length, 2, 'the refused bytes are not offered again with the newer ones');
+  t.deepEqual(commits, ['base\none\ntwo\n']);
+});

@@ -1,3 +1,4 @@
+import { RecentMap } from '../../common/recent-map.js';
 import { KeyedMutex } from '../../common/semaphore.js';
 import { sha256 } from '../../common/sha256.js';
 import { DfsError } from '../../protocol/errors.js';
@@ -29,8 +30,8 @@ export interface ChunkServiceOptions {
  * the chunk locations readers get.
  */
 export class ChunkService {
-  /** Appends made lately, by client and id, oldest first. */
-  private readonly appends = new Map<string, Promise<Attr>>();
+  /** Appends made lately, by client and id. */
+  private readonly appends = new RecentMap<string, Promise<Attr>>(REMEMBERED_APPENDS);
   /** Appends to one file wait for each other (else each would read the same version, and all but one retry). */
   private readonly appending = new KeyedMutex<string>();
 
@@ -136,7 +137,6 @@ export class ChunkService {
     this.appends.set(key, made);
     // Only an append that was made is remembered: a refused one is sent again as something else, or not at all.
     made.catch(() => this.appends.delete(key));
-    if (this.appends.size > REMEMBERED_APPENDS) this.appends.delete(this.appends.keys().next().value!);
     return made;
   }
 
