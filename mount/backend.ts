@@ -90,8 +90,8 @@ export class MountBackend implements FileBackend {
     return this.client.ns.call(nameApi.commit, input, { timeoutMs: 300_000 });
   }
 
-  append(path: string, ino: number, data: Buffer, id: string, mtime: string | undefined, attrs: AttrChanges): Promise<Attr> {
-    const input = { path, ino, data: data.toString('base64'), id, ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}) };
+  append(path: string, ino: number, data: Buffer, id: string, resent: boolean, mtime: string | undefined, attrs: AttrChanges): Promise<Attr> {
+    const input = { path, ino, data: data.toString('base64'), id, ...(resent ? { resent } : {}), ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}) };
     return this.client.ns.call(nameApi.append, input);
   }
 

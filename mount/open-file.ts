@@ -28,7 +28,7 @@ export interface FileBackend {
   inlineRefused(): void;
   commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges, inline: InlineChunk[]): Promise<Attr>;
   /** Has the name server add bytes to the end of a small file it keeps; NOT_KEPT if it does not keep it. */
-  append(path: string, ino: number, data: Buffer, id: string, mtime: string | undefined, attrs: AttrChanges): Promise<Attr>;
+  append(path: string, ino: number, data: Buffer, id: string, resent: boolean, mtime: string | undefined, attrs: AttrChanges): Promise<Attr>;
   /** A file's attributes and chunks, as the name server has them now. */
   info(path: string): Promise<FileInfo>;
 }
@@ -40,8 +40,11 @@ export interface FileBackend {
  */
 interface Appended {
   parts: Buffer[];
-  /** Bytes sent under this id whose answer never came: sent again first, with the same id, they land once. */
-  inDoubt?: { id: string; data: Buffer };
+  /**
+   * Bytes sent under this id whose answer never came: sent again first, with the same id, they land once.
+   * `sent`: whether they were sent before (the name server then checks whether it made them before a restart).
+   */
+  inDoubt?: { id: string; data: Buffer; sent: boolean };
 }
 
 /** A chunk of the file as this mount holds it. */
@@ -277,7 +280,9 @@ export class OpenFile {
     const sent = appended.inDoubt;
     if (!sent) return true;
     try {
-      this.attr = await this.backend.append(this.path, this.ino, sent.data, sent.id, this.mtimeOverride ?? this.lastWrite, this.attrChanges);
+      const resent = sent.sent;
+      sent.sent = true;
+      this.attr = await this.backend.append(this.path, this.ino, sent.data, sent.id, resent, this.mtimeOverride ?? this.lastWrite, this.attrChanges);
       this.attrChanges = {};
       appended.inDoubt = undefined;
       return true;
@@ -505,7 +510,7 @@ export class OpenFile {
   private async flushAppended(appended: Appended): Promise<boolean> {
     let made = await this.settleDoubt(appended);
     if (made && appended.parts.length > 0) {
-      appended.inDoubt = { id: randomUUID(), data: Buffer.concat(appended.parts) };
+      appended.inDoubt = { id: randomUUID(), data: Buffer.concat(appended.parts), sent: false };
       appended.parts = [];
       made = await this.settleDoubt(appended);
     }

@@ -253,7 +253,9 @@ export const nameApi = {
       ino: Uint.optional(),
       data: Base64.min(1),
       /** The writer's name for these bytes: sent again with it (after a lost answer), they are added once. */
-      id: z.string().min(8).max(64),
+      id: z.string().regex(/^[\x21-\x7e]{8,64}$/, 'printable ASCII, 8 to 64 characters'),
+      /** Sent before without an answer: the name server looks up whether it was made before it restarted. */
+      resent: z.boolean().optional(),
       mtime: NsTime.optional(),
       attrs: AttrChanges.optional(),
     }),

@@ -154,6 +154,26 @@ test.serial('an append adds bytes to a kept file once, however often it is sent,
   t.deepEqual(await databaseProblems(cluster.dbFile), []);
 });
 
+test.serial('an append made before the name server was killed, sent again after its restart (the answer lost), is not made twice', async (t) => {
+  const cluster = await startCluster(t, { nameServerArgs: ['--inline-max', '4K'] });
+  const client = cluster.client;
+  const append = (text: string, id: string, resent: boolean) =>
+    client.ns.call(nameApi.append, { path: '/log', data: Buffer.from(text).toString('base64'), id, ...(resent ? { resent } : {}) });
+  await client.ns.call(nameApi.create, { path: '/log' });
+  await append('one\n', 'before-the-kill', false);
+  await cluster.killNameServer();
+  await cluster.startNameServer(); // same port, same database, nothing remembered in memory
+  await cluster.waitAlive(cluster.options.storageServers);
+
+  const answer = await append('one\n', 'before-the-kill', true);
+  t.is(answer.size, 4, 'answered with the file as it is');
+  t.is((await readAll(client, '/log')).toString(), 'one\n', 'made once');
+  // Sent again but never made (the request was what got lost): made now.
+  await append('two\n', 'lost-on-the-way', true);
+  t.is((await readAll(client, '/log')).toString(), 'one\ntwo\n');
+  t.deepEqual(await databaseProblems(cluster.dbFile), []);
+});
+
 test.serial('appends through the mount (>>) open without asking for the file, land from two mounts at once, and outgrow the limit', async (t) => {
   const cluster = await startCluster(t, { nameServerArgs: ['--inline-max', '4K'] });
   const a = await startMount(t, cluster, [], TRACE_HTTP);

@@ -35,16 +35,16 @@ test('an open answered with an older version than the one held does not take it 
 });
 
 /** A backend that records appends and commits, answering appends from a script. */
-function appendBackend(answers: (Error | undefined)[], content: Buffer): { backend: FileBackend; appends: { id: string; data: string }[]; commits: string[] } {
-  const appends: { id: string; data: string }[] = [];
+function appendBackend(answers: (Error | undefined)[], content: Buffer): { backend: FileBackend; appends: { id: string; data: string; resent: boolean }[]; commits: string[] } {
+  const appends: { id: string; data: string; resent: boolean }[] = [];
   const commits: string[] = [];
   const base = version(1, content.length);
   const attrAt = (n: number, size: number): Attr => ({ ...base.attr, version: n, size });
   const fake: Partial<FileBackend> = {
     chunkSize: 4 * 1024 * 1024,
     inlineMax: 64 * 1024,
-    append: async (_path, _ino, data, id) => {
-      appends.push({ id, data: data.toString() });
+    append: async (_path, _ino, data, id, resent) => {
+      appends.push({ id, data: data.toString(), resent });
       const answer = answers.shift();
       if (answer) throw answer;
       return attrAt(appends.length + 1, content.length + data.length);
@@ -72,8 +72,10 @@ test('appended bytes whose answer was lost are sent again under the same id, bef
   await file.flush();
   t.false(file.dirty);
   t.is(appends.length, 3);
-  t.deepEqual(appends[1], appends[0], 'the same bytes under the same id');
+  t.deepEqual({ ...appends[1], resent: false }, appends[0], 'the same bytes under the same id');
+  t.true(appends[1]!.resent, 'marked as sent before, for a name server that restarted meanwhile');
   t.is(appends[2]!.data, 'two\n');
+  t.false(appends[2]!.resent);
   t.not(appends[2]!.id, appends[0]!.id);
 });
 

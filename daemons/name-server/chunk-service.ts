@@ -30,8 +30,10 @@ export interface ChunkServiceOptions {
  * the chunk locations readers get.
  */
 export class ChunkService {
-  /** Appends made lately, by client and id. */
+  /** Appends made lately, by client and id (the database remembers them longer, for resends after a restart). */
   private readonly appends = new RecentMap<string, Promise<Attr>>(REMEMBERED_APPENDS);
+  /** When appends made long ago were last forgotten by the database (ms). */
+  private appendsForgotten = 0;
   /** Appends to one file wait for each other (else each would read the same version, and all but one retry). */
   private readonly appending = new KeyedMutex<string>();
 
@@ -131,16 +133,30 @@ export class ChunkService {
    */
   append(input: z.output<typeof nameApi.append.input>, origin?: string): Promise<Attr> {
     const key = `${origin ?? ''}:${input.id}`;
+    // (The key goes into the database as a literal, which cannot hold a NUL; ids are printable ASCII.)
+    if (key.includes('\0')) return Promise.reject(new DfsError('EINVAL', 'a client name with a NUL in it'));
     const known = this.appends.get(key);
     if (known) return known;
-    const made = this.appending.run(input.path, () => this.appendOnce(input, origin));
+    const made = this.appending.run(input.path, async () => (input.resent ? await this.madeBefore(key) : undefined) ?? this.appendOnce(input, key, origin));
     this.appends.set(key, made);
     // Only an append that was made is remembered: a refused one is sent again as something else, or not at all.
     made.catch(() => this.appends.delete(key));
     return made;
   }
 
-  private async appendOnce(input: z.output<typeof nameApi.append.input>, origin?: string): Promise<Attr> {
+  /**
+   * The attributes to answer an append sent again with, if it was made before this process started (the
+   * database remembers it; this process's own are in `appends`).
+   */
+  private async madeBefore(key: string): Promise<Attr | undefined> {
+    const ino = await this.meta.read.appendMade(key);
+    if (ino === undefined) return undefined;
+    const inode = this.namespace.inodeByNumber(ino);
+    if (!inode) throw new DfsError('ENOENT', 'the file appended to is gone');
+    return this.namespace.attr(inode);
+  }
+
+  private async appendOnce(input: z.output<typeof nameApi.append.input>, key: string, origin?: string): Promise<Attr> {
     const data = Buffer.from(input.data, 'base64');
     if (data.length === 0) throw new DfsError('EINVAL', `${input.path}: nothing to append`);
     for (let attempt = 1; ; attempt++) {
@@ -153,7 +169,15 @@ export class ChunkService {
       }
       const content = Buffer.concat([kept, data]);
       const hash = sha256(content);
-      const placement: Mutation[] = [{ kind: 'keepInline', hash, data: content, gcAfter: Date.now() + this.options.uploadGraceMs }];
+      const now = Date.now();
+      const placement: Mutation[] = [
+        { kind: 'keepInline', hash, data: content, gcAfter: now + this.options.uploadGraceMs },
+        { kind: 'rememberAppend', key, ino: inode.ino, at: now },
+      ];
+      if (now - this.appendsForgotten > FORGET_APPENDS_EVERY_MS) {
+        this.appendsForgotten = now;
+        placement.push({ kind: 'forgetAppends', before: now - REMEMBERED_APPENDS_MS, keep: REMEMBERED_APPENDS_STORED });
+      }
       try {
         return await this.namespace.by(origin, () =>
           this.namespace.commit(input.path, inode.ino, [{ hash, size }], size, input.mtime, placement, input.attrs, inode.version),
@@ -285,8 +309,17 @@ export class ChunkService {
 /** Reads of a file an append makes before it gives up (each lost to another commit of the same file). */
 const APPEND_ATTEMPTS = 10;
 
-/** Appends remembered for writers that send one again (its answer lost): a retry comes within seconds. */
+/** Appends remembered in memory for writers that send one again (its answer lost): a retry comes within seconds. */
 const REMEMBERED_APPENDS = 10_000;
+
+/**
+ * Appends the database remembers, for a writer that sends one again after the name server restarted: one
+ * holding the bytes through an outage of up to an hour sends them again when it is back. At most this many
+ * (some 10 MiB of keys), however fast files are appended to.
+ */
+const REMEMBERED_APPENDS_MS = 3_600_000;
+const REMEMBERED_APPENDS_STORED = 100_000;
+const FORGET_APPENDS_EVERY_MS = 60_000;
 
 /** How far storage servers' clocks may be ahead of the name server's (as the storage server's delete check allows). */
 const RECEIPT_CLOCK_SKEW_MS = 2_000;

@@ -70,4 +70,12 @@ CREATE TABLE IF NOT EXISTS xattrs (
   value BLOB NOT NULL,
   PRIMARY KEY (ino, name)
 ) WITHOUT ROWID;
+-- Appends made lately, by their writer's key: one sent again after a restart of the name server (its answer
+-- lost) is answered, not made twice. \`at\` in ms.
+CREATE TABLE IF NOT EXISTS appends_made (
+  key TEXT PRIMARY KEY,
+  ino INTEGER NOT NULL,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS appends_made_by_time ON appends_made (at);
 `;

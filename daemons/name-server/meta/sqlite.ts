@@ -129,6 +129,15 @@ function statementsFor(m: Mutation, gcAfter: number): Statement[] {
       return [['INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value', [m.ino, m.name, m.value]]];
     case 'removeXattr':
       return [['DELETE FROM xattrs WHERE ino = ? AND name = ?', [m.ino, m.name]]];
+    case 'rememberAppend':
+      return [['INSERT OR REPLACE INTO appends_made (key, ino, at) VALUES (?, ?, ?)', [m.key, m.ino, m.at]]];
+    case 'forgetAppends':
+      return [
+        [
+          'DELETE FROM appends_made WHERE at < ? OR at <= coalesce((SELECT at FROM appends_made ORDER BY at DESC LIMIT 1 OFFSET ?), -1)',
+          [m.before, m.keep],
+        ],
+      ];
   }
 }
 
@@ -247,6 +256,10 @@ class SqliteReader implements MetaReader {
       'SELECT (SELECT count(*) FROM chunks) AS chunks, (SELECT count(*) FROM delete_queue) AS pendingDeletes',
     );
     return row ?? { chunks: 0, pendingDeletes: 0 };
+  }
+
+  async appendMade(key: string): Promise<number | undefined> {
+    return (await this.db.get<{ ino: number }>('SELECT ino FROM appends_made WHERE key = ?', [key]))?.ino;
   }
 }
 

@@ -68,7 +68,11 @@ export type Mutation =
   /** The name server keeps a chunk's bytes itself (a small file's); a chunk new to the database as above. */
   | { kind: 'keepInline'; hash: string; data: Buffer; gcAfter: number }
   | { kind: 'setXattr'; ino: number; name: string; value: Buffer }
-  | { kind: 'removeXattr'; ino: number; name: string };
+  | { kind: 'removeXattr'; ino: number; name: string }
+  /** An append was made (under its writer's key), at `at` ms: in the same transaction as its bytes. */
+  | { kind: 'rememberAppend'; key: string; ino: number; at: number }
+  /** Forgets the appends made before `before` ms, and all but the newest `keep`. */
+  | { kind: 'forgetAppends'; before: number; keep: number };
 
 export interface ServerRow {
   id: string;
@@ -130,6 +134,8 @@ export interface MetaReader {
   /** Whether a delete of this copy is queued. */
   deleteQueued(hash: string, serverId: string): Promise<boolean>;
   counts(): Promise<{ chunks: number; pendingDeletes: number }>;
+  /** The inode an append made under this key went to, if one was made and is still remembered. */
+  appendMade(key: string): Promise<number | undefined>;
 }
 
 /** Chunk and placement bookkeeping inside a write transaction. */
