@@ -84,8 +84,28 @@ export class MountBackend implements FileBackend {
     this.cache.put(hash, data);
   }
 
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges, inline: InlineChunk[]): Promise<Attr> {
-    const input = { path, ino, chunks, size, receipts, ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}), ...(inline.length > 0 ? { inline } : {}) };
+  commit(
+    path: string,
+    ino: number,
+    chunks: ChunkRef[],
+    size: number,
+    mtime: string | undefined,
+    receipts: Receipt[],
+    attrs: AttrChanges,
+    inline: InlineChunk[],
+    appendedTo?: { version: number; id: string },
+  ): Promise<Attr> {
+    const input = {
+      path,
+      ino,
+      chunks,
+      size,
+      receipts,
+      ...(mtime ? { mtime } : {}),
+      ...(Object.keys(attrs).length > 0 ? { attrs } : {}),
+      ...(inline.length > 0 ? { inline } : {}),
+      ...(appendedTo ? { appendedTo } : {}),
+    };
     // A commit of a large file waits for the name server to copy chunks up to the quorum: allow for it.
     return this.client.ns.call(nameApi.commit, input, { timeoutMs: 300_000 });
   }

@@ -26,7 +26,18 @@ export interface FileBackend {
   readonly inlineMax: number;
   /** The name server would not keep a small file's bytes: its limit was lowered since it was learnt. */
   inlineRefused(): void;
-  commit(path: string, ino: number, chunks: ChunkRef[], size: number, mtime: string | undefined, receipts: Receipt[], attrs: AttrChanges, inline: InlineChunk[]): Promise<Attr>;
+  /** `appendedTo`: the content is bytes appended to that version: VERSION_MOVED if the file is past it. */
+  commit(
+    path: string,
+    ino: number,
+    chunks: ChunkRef[],
+    size: number,
+    mtime: string | undefined,
+    receipts: Receipt[],
+    attrs: AttrChanges,
+    inline: InlineChunk[],
+    appendedTo?: { version: number; id: string },
+  ): Promise<Attr>;
   /** Has the name server add bytes to the end of a small file it keeps; NOT_KEPT if it does not keep it. */
   append(path: string, ino: number, data: Buffer, id: string, resent: boolean, mtime: string | undefined, attrs: AttrChanges): Promise<Attr>;
   /** A file's attributes and chunks, as the name server has them now. */
@@ -45,6 +56,16 @@ interface Appended {
    * `sent`: whether they were sent before (the name server then checks whether it made them before a restart).
    */
   inDoubt?: { id: string; data: Buffer; sent: boolean };
+}
+
+/**
+ * The committed version (and its size) that every change made since the last commit was appended to, with
+ * the id the commit of them goes under (it is made once however often it is sent).
+ */
+interface AppendBase {
+  version: number;
+  size: number;
+  id: string;
 }
 
 /** A chunk of the file as this mount holds it. */
@@ -84,6 +105,8 @@ const MIN_BUFFER = 64 * 1024;
 const READ_AHEAD = 2;
 /** How many commits to try when the name server says chunks are missing (re-uploading them between). */
 const COMMIT_ATTEMPTS = 3;
+/** How often appended bytes are laid at a new end after other clients' commits moved it, before giving up. */
+const REBASE_ATTEMPTS = 20;
 /**
  * Files up to this size upload their bytes without asking first whether the cluster holds them (sending
  * 64 KiB costs about what the question does, and a small file's bytes are rarely stored), and to every
@@ -119,6 +142,12 @@ export class OpenFile {
   private receipts: Receipt[] = [];
   /** Opened for appending only: the content is not here (`slots` is empty), only what was appended. */
   private appended: Appended | undefined;
+  /**
+   * Set while every change since the last commit was an append (O_APPEND): the commit is then made only on
+   * the version they were appended to, and another client's commit since makes them go at its new end, so
+   * appends from many clients all land (as the name server's own appends do for the small files it keeps).
+   */
+  private appendBase: AppendBase | undefined;
 
   constructor(
     readonly ino: number,
@@ -193,7 +222,7 @@ export class OpenFile {
     const first = Math.floor(offset / cs);
     const last = Math.floor((end - 1) / cs);
     const parts: Promise<Buffer | undefined>[] = [];
-    for (let i = first; i <= last; i++) parts.push(this.slotBytes(i));
+    for (let i = first; i <= last; i++) parts.push(this.bytesOf(this.slots[i]));
     // Read ahead: the next chunks are fetched while this one is being consumed.
     for (let ahead = 1; ahead <= READ_AHEAD; ahead++) this.prefetch(last + ahead);
     const buffers = await Promise.all(parts);
@@ -212,8 +241,8 @@ export class OpenFile {
     return end - offset;
   }
 
-  private slotBytes(index: number): Promise<Buffer | undefined> {
-    const slot = this.slots[index];
+  /** A chunk's bytes (undefined for a hole), whatever state it is in. */
+  private bytesOf(slot: Slot | undefined): Promise<Buffer | undefined> {
     if (!slot || slot.kind === 'zero') return Promise.resolve(undefined);
     if (slot.kind === 'dirty' || slot.kind === 'uploading') return Promise.resolve(slot.data);
     return this.storedBytes(slot);
@@ -232,6 +261,8 @@ export class OpenFile {
   write(offset: number, data: Buffer): Promise<number> {
     return this.lock.run(async () => {
       await this.fetchContent();
+      // Not an append: the content is this mount's to replace (the last commit wins, as ever).
+      this.appendBase = undefined;
       return this.writeAt(offset, data);
     });
   }
@@ -249,6 +280,7 @@ export class OpenFile {
         return data.length;
       }
       await this.fetchContent();
+      if (!this.dirty) this.appendBase = { version: this.attr.version, size: this.size, id: randomUUID() };
       return this.writeAt(this.size, data);
     });
   }
@@ -268,6 +300,7 @@ export class OpenFile {
     this.attr = info.attr;
     this.size = info.attr.size;
     this.slots = info.chunks.map(storedSlot);
+    if (appended.parts.length > 0) this.appendBase = { version: info.attr.version, size: info.attr.size, id: randomUUID() };
     for (const part of appended.parts) await this.writeAt(this.size, part);
   }
 
@@ -333,6 +366,7 @@ export class OpenFile {
   truncate(size: number): Promise<void> {
     return this.lock.run(async () => {
       await this.fetchContent();
+      this.appendBase = undefined;
       if (size !== this.size) await this.resize(size);
       this.wrote();
     });
@@ -438,69 +472,112 @@ export class OpenFile {
     return this.lock.run(async () => {
       if (!this.dirty) return;
       if (this.appended && (await this.flushAppended(this.appended))) return;
-      await Promise.all(this.uploads);
-      this.stickyError = undefined;
-      const contents = new Map<string, Buffer>();
-      const pending: { index: number; data: Buffer; size: number }[] = [];
-      // Holes share one zero buffer per size (and so one hash): a 10 GiB truncate is one chunk to store.
-      const zeros = new Map<number, Buffer>();
-      this.slots.forEach((slot, index) => {
-        if (slot.kind === 'dirty') pending.push({ index, data: slot.data.subarray(0, slot.size), size: slot.size });
-        else if (slot.kind === 'zero') {
-          let data = zeros.get(slot.size);
-          if (!data) zeros.set(slot.size, (data = Buffer.alloc(slot.size)));
-          pending.push({ index, data, size: slot.size });
-        }
-      });
-      const hashOf = new Map<Buffer, Promise<string>>();
-      const hashes = await Promise.all(
-        pending.map((p) => {
-          let hash = hashOf.get(p.data);
-          if (!hash) hashOf.set(p.data, (hash = this.backend.hash(p.data)));
-          return hash;
-        }),
-      );
-      pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
-      // A small file's bytes go with the commit, for the name server to keep: no storage server is involved.
-      if (keptByNameServer(this.size, this.backend.inlineMax) && this.slots.length === 1 && pending.length === 1) {
-        const hash = hashes[0]!;
-        const data = forCache(pending[0]!.data);
-        const unsent = this.slots[0]!;
-        this.slots[0] = { kind: 'stored', hash, size: data.length, servers: [], inline: data };
+      for (let attempt = 1; ; attempt++) {
+        // (Background uploads done first: the chunks as they are before this commit are its fallback.)
+        await Promise.all(this.uploads);
+        const before = [...this.slots];
         try {
-          this.finishCommit(await this.commitWithRetry(contents, [{ hash, data: data.toString('base64') }]));
+          return await this.commitContent();
         } catch (err) {
-          // The bytes are still this mount's alone: the next flush sends them again, to the name server.
-          this.slots[0] = unsent;
-          throw err;
+          // Another client's commit moved the file on since the bytes here were appended to it: they go at its
+          // new end (O_APPEND), from the chunks as they were before this commit (its uploads may not be readable).
+          if (!(err instanceof DfsError) || err.code !== 'VERSION_MOVED' || !this.appendBase || attempt >= REBASE_ATTEMPTS) throw err;
+          this.slots = before;
+          await this.rebase(this.appendBase);
         }
-        return;
       }
-      // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
-      const small = this.size <= SMALL_FILE_BYTES;
-      const missing = small ? new Set(contents.keys()) : await this.backend.missing([...contents.keys()]);
-      const located = new Map<string, ServerRef[]>();
-      await Promise.all(
-        [...missing].map(async (hash) => {
-          const release = await this.backend.uploadSlot();
-          try {
-            const copies = await this.backend.upload(hash, contents.get(hash)!, { fanOut: small });
-            located.set(hash, copies);
-            this.receipts.push(...receiptsOf(hash, contents.get(hash)!.length, copies));
-          } finally {
-            release();
-          }
-        }),
-      );
-      pending.forEach((p, i) => {
-        const hash = hashes[i]!;
-        this.slots[p.index] = { kind: 'stored', hash, size: p.size, servers: located.get(hash) ?? [] };
-      });
-      const attr = await this.commitWithRetry(contents, []);
-      // The dirty buffers are dropped with their slots: the cache can have them.
-      for (const [hash, data] of contents) this.backend.remember(hash, forCache(data));
-      this.finishCommit(attr);
     });
+  }
+
+  /**
+   * Lays the bytes appended since `base` at the end of the file as the name server has it now. Callers hold
+   * the lock.
+   */
+  private async rebase(base: AppendBase): Promise<void> {
+    const info = await this.backend.info(this.path);
+    if (info.attr.ino !== this.ino) throw new DfsError('EIO', `${this.path} was replaced by another file while open for appending`);
+    const old = this.slots;
+    const oldEnd = this.size;
+    const cs = this.backend.chunkSize;
+    this.attr = info.attr;
+    this.size = info.attr.size;
+    this.slots = info.chunks.map(storedSlot);
+    this.appendBase = { version: info.attr.version, size: info.attr.size, id: randomUUID() };
+    // A chunk at a time: an append of gigabytes is uploaded as it is laid, not held whole.
+    for (let at = base.size; at < oldEnd; ) {
+      const index = Math.floor(at / cs);
+      const start = index * cs;
+      const to = Math.min(oldEnd, start + cs);
+      const bytes = await this.bytesOf(old[index]);
+      await this.writeAt(this.size, bytes ? bytes.subarray(at - start, to - start) : Buffer.alloc(to - at));
+      at = to;
+    }
+  }
+
+  /** Uploads what the cluster lacks and commits the content. Callers hold the lock. */
+  private async commitContent(): Promise<void> {
+    await Promise.all(this.uploads);
+    this.stickyError = undefined;
+    const contents = new Map<string, Buffer>();
+    const pending: { index: number; data: Buffer; size: number }[] = [];
+    // Holes share one zero buffer per size (and so one hash): a 10 GiB truncate is one chunk to store.
+    const zeros = new Map<number, Buffer>();
+    this.slots.forEach((slot, index) => {
+      if (slot.kind === 'dirty') pending.push({ index, data: slot.data.subarray(0, slot.size), size: slot.size });
+      else if (slot.kind === 'zero') {
+        let data = zeros.get(slot.size);
+        if (!data) zeros.set(slot.size, (data = Buffer.alloc(slot.size)));
+        pending.push({ index, data, size: slot.size });
+      }
+    });
+    const hashOf = new Map<Buffer, Promise<string>>();
+    const hashes = await Promise.all(
+      pending.map((p) => {
+        let hash = hashOf.get(p.data);
+        if (!hash) hashOf.set(p.data, (hash = this.backend.hash(p.data)));
+        return hash;
+      }),
+    );
+    pending.forEach((p, i) => contents.set(hashes[i]!, p.data));
+    // A small file's bytes go with the commit, for the name server to keep: no storage server is involved.
+    if (keptByNameServer(this.size, this.backend.inlineMax) && this.slots.length === 1 && pending.length === 1) {
+      const hash = hashes[0]!;
+      const data = forCache(pending[0]!.data);
+      const unsent = this.slots[0]!;
+      this.slots[0] = { kind: 'stored', hash, size: data.length, servers: [], inline: data };
+      try {
+        this.finishCommit(await this.commitWithRetry(contents, [{ hash, data: data.toString('base64') }]));
+      } catch (err) {
+        // The bytes are still this mount's alone: the next flush sends them again, to the name server.
+        this.slots[0] = unsent;
+        throw err;
+      }
+      return;
+    }
+    // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
+    const small = this.size <= SMALL_FILE_BYTES;
+    const missing = small ? new Set(contents.keys()) : await this.backend.missing([...contents.keys()]);
+    const located = new Map<string, ServerRef[]>();
+    await Promise.all(
+      [...missing].map(async (hash) => {
+        const release = await this.backend.uploadSlot();
+        try {
+          const copies = await this.backend.upload(hash, contents.get(hash)!, { fanOut: small });
+          located.set(hash, copies);
+          this.receipts.push(...receiptsOf(hash, contents.get(hash)!.length, copies));
+        } finally {
+          release();
+        }
+      }),
+    );
+    pending.forEach((p, i) => {
+      const hash = hashes[i]!;
+      this.slots[p.index] = { kind: 'stored', hash, size: p.size, servers: located.get(hash) ?? [] };
+    });
+    const attr = await this.commitWithRetry(contents, []);
+    // The dirty buffers are dropped with their slots: the cache can have them.
+    for (const [hash, data] of contents) this.backend.remember(hash, forCache(data));
+    this.finishCommit(attr);
   }
 
   /**
@@ -524,6 +601,7 @@ export class OpenFile {
   }
 
   private finishCommit(attr: Attr): void {
+    this.appendBase = undefined;
     this.attr = attr;
     this.size = attr.size;
     this.dirty = false;
@@ -537,8 +615,9 @@ export class OpenFile {
       return { hash: slot.hash, size: slot.size };
     });
     const mtime = this.mtimeOverride ?? this.lastWrite;
+    const appendedTo = this.appendBase && { version: this.appendBase.version, id: this.appendBase.id };
     const attr = await commitUploadingMissing({
-      commit: (kept) => this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges, kept),
+      commit: (kept) => this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges, kept, appendedTo),
       inline,
       attempts: COMMIT_ATTEMPTS,
       inlineRefused: () => this.backend.inlineRefused(),

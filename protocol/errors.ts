@@ -39,6 +39,8 @@ export const errorCatalog = {
   CHUNKS_MISSING: { status: 409, errno: 5, text: 'chunks are missing' },
   /** An append the name server cannot make itself: the file is not one it keeps whole, or would be too big to. */
   NOT_KEPT: { status: 409, errno: 5, text: 'the file is not kept whole by the name server' },
+  /** A change made from one version of a file (bytes appended to it) found the file at another: nothing changed. */
+  VERSION_MOVED: { status: 409, errno: 16, text: 'the file changed since the change to it was made from it' },
   /** A chunk was stored again after this delete was issued, so the delete is refused. */
   CHUNK_REFRESHED: { status: 409, errno: 5, text: 'chunk was stored again after the delete was issued' },
   /** No storage server is alive to take or serve data. */

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { sha256 } from '../common/sha256.js';
 import { route } from './contract.js';
 import { DfsError } from './errors.js';
-import { AbsPath, Attr, Base64, ChunkLocation, ChunkRef, DirEntry, Hash, InlineChunk, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
+import { AbsPath, Attr, Base64, ChangeId, ChunkLocation, ChunkRef, DirEntry, Hash, InlineChunk, Mode, NsTime, PERMISSION_BITS, Receipt, S_IFMT, ServerRef, StorageState, Uint } from './schemas.js';
 
 /** Name-server routes. Namespace calls are by path, since FUSE 2 is path-based. */
 
@@ -233,6 +233,12 @@ export const nameApi = {
       /** The bytes of a small file's chunk, for the name server to keep (no storage server holds them). */
       inline: z.array(InlineChunk).max(1).optional(),
       attrs: AttrChanges.optional(),
+      /**
+       * Bytes appended to the file as it was at this version: the commit is made only if the file is still
+       * at it (VERSION_MOVED otherwise: the writer lays its bytes at the new end and commits again), once
+       * per `id`, however often it is sent.
+       */
+      appendedTo: z.object({ version: Uint, id: ChangeId }).optional(),
     }),
     output: Attr,
     auth: CLIENT,
@@ -253,7 +259,7 @@ export const nameApi = {
       ino: Uint.optional(),
       data: Base64.min(1),
       /** The writer's name for these bytes: sent again with it (after a lost answer), they are added once. */
-      id: z.string().regex(/^[\x21-\x7e]{8,64}$/, 'printable ASCII, 8 to 64 characters'),
+      id: ChangeId,
       /** Sent before without an answer: the name server looks up whether it was made before it restarted. */
       resent: z.boolean().optional(),
       mtime: NsTime.optional(),

@@ -161,6 +161,23 @@ test.serial('an append made before the name server was killed, sent again after 
     client.ns.call(nameApi.append, { path: '/log', data: Buffer.from(text).toString('base64'), id, ...(resent ? { resent } : {}) });
   await client.ns.call(nameApi.create, { path: '/log' });
   await append('one\n', 'before-the-kill', false);
+
+  // A whole-content commit of bytes appended to a version (a mount's, for files on storage servers) is made
+  // only on that version, and once per id.
+  const content = (text: string) => {
+    const data = Buffer.from(text);
+    const hash = sha256Hex(data);
+    return { chunks: [{ hash, size: data.length }], size: data.length, inline: [{ hash, data: data.toString('base64') }] };
+  };
+  const commitAppended = (text: string, version: number, id: string) => client.ns.call(nameApi.commit, { path: '/other', ...content(text), appendedTo: { version, id } });
+  await client.ns.call(nameApi.create, { path: '/other' });
+  await client.ns.call(nameApi.commit, { path: '/other', ...content('x\n') });
+  const based = (await client.info('/other')).attr.version;
+  await commitAppended('x\ny\n', based, 'commit-before-kill');
+  t.is(await errorCode(commitAppended('x\nz\n', based, 'commit-on-a-stale-version')), 'VERSION_MOVED');
+  t.is((await commitAppended('x\ny\n', based, 'commit-before-kill')).version, based + 1, 'the same commit again: answered');
+  t.is((await readAll(client, '/other')).toString(), 'x\ny\n');
+
   await cluster.killNameServer();
   await cluster.startNameServer(); // same port, same database, nothing remembered in memory
   await cluster.waitAlive(cluster.options.storageServers);
@@ -171,6 +188,10 @@ test.serial('an append made before the name server was killed, sent again after 
   // Sent again but never made (the request was what got lost): made now.
   await append('two\n', 'lost-on-the-way', true);
   t.is((await readAll(client, '/log')).toString(), 'one\ntwo\n');
+  // The commit made before the kill, sent again: answered from the database, not refused as on a stale version.
+  t.is((await commitAppended('x\ny\n', based, 'commit-before-kill')).version, based + 1);
+  t.is(await errorCode(commitAppended('x\nz\n', based, 'another-stale-one')), 'VERSION_MOVED');
+  t.is((await readAll(client, '/other')).toString(), 'x\ny\n');
   t.deepEqual(await databaseProblems(cluster.dbFile), []);
 });
 
@@ -208,6 +229,16 @@ test.serial('appends through the mount (>>) open without asking for the file, la
   const after = (await readFile(join(b.dir, 'log'), 'utf8')).split('\n').filter((l) => l);
   t.deepEqual(after.slice(81), lines('C', 400));
   t.is((await cluster.client.info('/log')).chunks[0]!.servers.length, 2);
+
+  // On storage servers too, both mounts' appends at once all land: a close commits only on the version its
+  // bytes were appended to, and lays them at the new end when the other mount's close came first.
+  const [rc, rd] = await Promise.all([appendLoop(a.dir, 'D', 30), appendLoop(b.dir, 'E', 30)]);
+  t.is(rc.code, 0, rc.stderr);
+  t.is(rd.code, 0, rd.stderr);
+  const last = (await readFile(join(b.dir, 'log'), 'utf8')).split('\n').filter((l) => l);
+  t.deepEqual(last.slice(0, 481), after);
+  t.deepEqual(last.slice(481).sort(), [...lines('D', 30), ...lines('E', 30)].sort());
+  t.deepEqual(last.filter((l) => l.startsWith('E ')), lines('E', 30), "a mount's own appends stay in order");
   t.deepEqual(await databaseProblems(cluster.dbFile), []);
 });
 

@@ -102,3 +102,85 @@ test('bytes in doubt that the name server then refuses go with the content at on
   t.is(appends.length, 2, 'the refused bytes are not offered again with the newer ones');
   t.deepEqual(commits, ['base\none\ntwo\n']);
 });
+
+/** A small file kept by the name server (its bytes come with the chunk list), at version `n`. */
+function keptVersion(n: number, content: string): { attr: Attr; chunks: ChunkLocation[] } {
+  const { attr } = version(n, content.length);
+  const hash = createHash('sha256').update(content).digest('hex');
+  return { attr, chunks: [{ hash, size: content.length, offset: 0, servers: [], data: Buffer.from(content).toString('base64') }] };
+}
+
+/**
+ * A backend whose file another client changes: commits are refused (VERSION_MOVED) while `moved` says so,
+ * and info answers with the file as `current` has it.
+ */
+function movingBackend(current: { v: { attr: Attr; chunks: ChunkLocation[] } }, moved: boolean[]) {
+  const commits: { content: string; appendedTo: { version: number; id: string } | undefined }[] = [];
+  const fake: Partial<FileBackend> = {
+    chunkSize: 4 * 1024 * 1024,
+    inlineMax: 64 * 1024,
+    info: async () => ({ path: '/f', attr: current.v.attr, replicas: 2, chunkSize: 4 * 1024 * 1024, chunks: current.v.chunks, fullyReplicated: true }),
+    hash: async (data) => createHash('sha256').update(data).digest('hex'),
+    commit: async (_path, _ino, _chunks, size, _mtime, _receipts, _attrs, inline, appendedTo) => {
+      commits.push({ content: Buffer.from(inline[0]!.data, 'base64').toString(), appendedTo });
+      if (moved.shift()) throw new DfsError('VERSION_MOVED', 'moved on');
+      return { ...current.v.attr, version: current.v.attr.version + 1, size };
+    },
+  };
+  return { backend: fake as FileBackend, commits };
+}
+
+test('bytes appended (O_APPEND) to a version another client has since moved on from go at its new end, under a new id', async (t) => {
+  const current = { v: keptVersion(1, 'base\n') };
+  const { backend: fake, commits } = movingBackend(current, [true]);
+  const file = new OpenFile(7, '/f', current.v.attr, current.v.chunks, fake);
+  await file.append(Buffer.from('mine\n'));
+  // Another client appends and closes first.
+  current.v = keptVersion(2, 'base\nother\n');
+  await file.flush();
+  t.is(commits.length, 2);
+  t.deepEqual(
+    commits.map((c) => [c.content, c.appendedTo?.version]),
+    [
+      ['base\nmine\n', 1],
+      ['base\nother\nmine\n', 2],
+    ],
+  );
+  t.not(commits[0]!.appendedTo!.id, commits[1]!.appendedTo!.id);
+  t.is(file.size, 16);
+  t.false(file.dirty);
+});
+
+test('a commit of appended bytes that got no answer is sent again with the same version and id', async (t) => {
+  const current = { v: keptVersion(1, 'base\n') };
+  const { backend: fake, commits } = movingBackend(current, []);
+  const realCommit = fake.commit.bind(fake);
+  let lost = true;
+  fake.commit = async (...args) => {
+    const attr = await realCommit(...args);
+    if (lost) {
+      lost = false;
+      throw new DfsError('ETIMEDOUT', 'no answer');
+    }
+    return attr;
+  };
+  const file = new OpenFile(7, '/f', current.v.attr, current.v.chunks, fake);
+  await file.append(Buffer.from('mine\n'));
+  await t.throwsAsync(file.flush(), { message: 'no answer' });
+  await file.flush();
+  t.is(commits.length, 2);
+  t.deepEqual(commits[1], commits[0], 'the same content on the same version under the same id');
+});
+
+test('a write elsewhere than the end, or a truncate, makes the commit unconditional (the last close wins, as before)', async (t) => {
+  for (const change of [(f: OpenFile) => f.write(0, Buffer.from('B')), (f: OpenFile) => f.truncate(3)]) {
+    const current = { v: keptVersion(1, 'base\n') };
+    const { backend: fake, commits } = movingBackend(current, []);
+    const file = new OpenFile(7, '/f', current.v.attr, current.v.chunks, fake);
+    await file.append(Buffer.from('mine\n'));
+    await change(file);
+    await file.flush();
+    t.is(commits.length, 1);
+    t.is(commits[0]!.appendedTo, undefined);
+  }
+});

@@ -97,8 +97,27 @@ export class ChunkService {
     });
   }
 
-  /** `origin`: the client committing (the change feed leaves the change out of what it tells that client). */
-  async commit(input: z.output<typeof nameApi.commit.input>, origin?: string): Promise<Attr> {
+  /**
+   * `origin`: the client committing (the change feed leaves the change out of what it tells that client).
+   * A commit of bytes appended to a version (`appendedTo`) is made only on that version, and once per id.
+   */
+  commit(input: z.output<typeof nameApi.commit.input>, origin?: string): Promise<Attr> {
+    const appendedTo = input.appendedTo;
+    if (!appendedTo) return this.commitOnce(input, origin);
+    return this.once(`${origin ?? ''}:${appendedTo.id}`, async (key) => {
+      try {
+        return await this.commitOnce(input, origin, { version: appendedTo.version, key });
+      } catch (err) {
+        // Sent again after its answer was lost (to a name server that restarted since): the file moved on
+        // from the version because this very commit was made.
+        const made = err instanceof VersionMoved ? await this.madeBefore(key) : undefined;
+        if (made) return made;
+        throw err;
+      }
+    });
+  }
+
+  private async commitOnce(input: z.output<typeof nameApi.commit.input>, origin?: string, appended?: { version: number; key: string }): Promise<Attr> {
     // A list that can never be committed is EINVAL before anything else, not CHUNKS_MISSING (which would
     // send the writer off to upload its chunks first).
     this.namespace.checkChunkList(input.path, input.chunks, input.size);
@@ -120,7 +139,10 @@ export class ChunkService {
       const placement: Mutation[] = groupReceipts(receipts).map(({ hash, size, servers }) => ({ kind: 'addReplicas', hash, size, servers, gcAfter }));
       // Kept bytes go in before the chunk list that references them, in the same transaction.
       for (const [hash, data] of kept) placement.push({ kind: 'keepInline', hash, data, gcAfter });
-      return await this.namespace.by(origin, () => this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement, input.attrs));
+      if (appended) placement.push(...this.remembered(appended.key, ino));
+      return await this.namespace.by(origin, () =>
+        this.namespace.commit(input.path, input.ino, input.chunks, input.size, input.mtime, placement, input.attrs, appended?.version),
+      );
     } finally {
       this.guards.unpin(hashes);
     }
@@ -132,16 +154,36 @@ export class ChunkService {
    * An append sent again under the same id (its answer was lost) is answered as the first time, not made twice.
    */
   append(input: z.output<typeof nameApi.append.input>, origin?: string): Promise<Attr> {
-    const key = `${origin ?? ''}:${input.id}`;
+    return this.once(`${origin ?? ''}:${input.id}`, (key) =>
+      this.appending.run(input.path, async () => (input.resent ? await this.madeBefore(key) : undefined) ?? this.appendOnce(input, key, origin)),
+    );
+  }
+
+  /**
+   * Makes an append (or a commit of appended bytes) under its writer's key once: the same key again, while
+   * it is being made or after, gets its answer.
+   */
+  private once(key: string, make: (key: string) => Promise<Attr>): Promise<Attr> {
     // (The key goes into the database as a literal, which cannot hold a NUL; ids are printable ASCII.)
     if (key.includes('\0')) return Promise.reject(new DfsError('EINVAL', 'a client name with a NUL in it'));
     const known = this.appends.get(key);
     if (known) return known;
-    const made = this.appending.run(input.path, async () => (input.resent ? await this.madeBefore(key) : undefined) ?? this.appendOnce(input, key, origin));
+    const made = make(key);
     this.appends.set(key, made);
-    // Only an append that was made is remembered: a refused one is sent again as something else, or not at all.
+    // Only what was made is remembered: a refused one is sent again as something else, or not at all.
     made.catch(() => this.appends.delete(key));
     return made;
+  }
+
+  /** Mutations that remember an append made under `key` (with, once a minute, forgetting old ones). */
+  private remembered(key: string, ino: number): Mutation[] {
+    const now = Date.now();
+    const mutations: Mutation[] = [{ kind: 'rememberAppend', key, ino, at: now }];
+    if (now - this.appendsForgotten > FORGET_APPENDS_EVERY_MS) {
+      this.appendsForgotten = now;
+      mutations.push({ kind: 'forgetAppends', before: now - REMEMBERED_APPENDS_MS, keep: REMEMBERED_APPENDS_STORED });
+    }
+    return mutations;
   }
 
   /**
@@ -169,15 +211,7 @@ export class ChunkService {
       }
       const content = Buffer.concat([kept, data]);
       const hash = sha256(content);
-      const now = Date.now();
-      const placement: Mutation[] = [
-        { kind: 'keepInline', hash, data: content, gcAfter: now + this.options.uploadGraceMs },
-        { kind: 'rememberAppend', key, ino: inode.ino, at: now },
-      ];
-      if (now - this.appendsForgotten > FORGET_APPENDS_EVERY_MS) {
-        this.appendsForgotten = now;
-        placement.push({ kind: 'forgetAppends', before: now - REMEMBERED_APPENDS_MS, keep: REMEMBERED_APPENDS_STORED });
-      }
+      const placement: Mutation[] = [{ kind: 'keepInline', hash, data: content, gcAfter: Date.now() + this.options.uploadGraceMs }, ...this.remembered(key, inode.ino)];
       try {
         return await this.namespace.by(origin, () =>
           this.namespace.commit(input.path, inode.ino, [{ hash, size }], size, input.mtime, placement, input.attrs, inode.version),

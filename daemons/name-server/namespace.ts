@@ -53,7 +53,7 @@ export function toAttr(row: InodeRow, hasXattrs = false): Attr {
 /** A change made from a version of a file that is no longer its latest: the caller reads it again. */
 export class VersionMoved extends DfsError {
   constructor(path: string) {
-    super('EBUSY', `${path} changed while the change to it was being made`);
+    super('VERSION_MOVED', `${path} changed since the change to it was made from it`);
   }
 }
 
