@@ -107,14 +107,15 @@ export class AttrCache {
   }
 
   /**
-   * Every name in a directory this mount has just made (none). Until the TTL runs out, a name not in it
-   * is missing without asking: a cp or tar into a new folder looks up each name before creating it. This
-   * mount's own changes keep it up to date; a name another client makes there in that time shows after
-   * the TTL. Not kept past it: the mkdir is this mount's own change, so the feed cannot vouch for the
-   * moments around it (a listing asked for later is kept).
+   * Every name in a directory this mount has just made (none): a name not in it is missing without asking
+   * (a cp or tar into a new folder looks up each name before creating it). This mount's own changes keep it
+   * up to date. `kept` when the change feed is heard: every name another client makes there comes after the
+   * mkdir, so the feed names it, and the listing holds past the timeout as a listing asked for does (a tar
+   * into one folder for minutes asks nothing before each create). Else a name made elsewhere shows after
+   * the timeout.
    */
-  madeDir(dir: string): void {
-    this.putListing(dir, [], false);
+  madeDir(dir: string, kept: boolean): void {
+    this.putListing(dir, [], kept);
   }
 
   /**

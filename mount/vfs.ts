@@ -203,7 +203,7 @@ export class Vfs {
     this.touchedDirs(path);
     this.attrs.entryAdded(path);
     this.attrs.put(path, attr);
-    this.attrs.madeDir(path);
+    this.attrs.madeDir(path, this.feed.live());
     return attr;
   }
 

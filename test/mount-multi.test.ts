@@ -116,6 +116,19 @@ test.serial('a folder this mount just made answers "no such name" itself; anothe
   );
 });
 
+test.serial('with the change feed heard, a folder this mount made answers "no such name" itself past the timeout, and shows names made there elsewhere at once', async (t) => {
+  const { a, b, stats } = await twoMounts(t);
+  await run('mkdir made', { cwd: a.dir });
+  await pastTimeouts();
+  const before = stats();
+  await run('for i in $(seq 10); do echo "file $i" > made/f$i; done', { cwd: a.dir });
+  t.true(stats() - before <= 2, `${stats() - before} stats on the name server for 10 new names in a folder A made`);
+  await run('echo from-b > made/other', { cwd: b.dir });
+  const seen = await eventually(async () => (await run('cat made/other 2>/dev/null || true', { cwd: a.dir })) === 'from-b\n', 5_000, 50);
+  t.true(seen.ok, 'A sees the name B made');
+  t.is(await run('ls made | wc -l', { cwd: a.dir }), '11\n');
+});
+
 test.serial('with the change feed heard, a mount answers lookups itself past the timeout and still sees other mounts\' changes at once', async (t) => {
   const { a, b, stats } = await twoMounts(t);
   await run('mkdir d && for i in $(seq 20); do echo "file $i" > d/f$i; done', { cwd: b.dir });
