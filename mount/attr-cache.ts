@@ -109,10 +109,10 @@ export class AttrCache {
   /**
    * Every name in a directory this mount has just made (none): a name not in it is missing without asking
    * (a cp or tar into a new folder looks up each name before creating it). This mount's own changes keep it
-   * up to date. `kept` when the change feed is heard: every name another client makes there comes after the
-   * mkdir, so the feed names it, and the listing holds past the timeout as a listing asked for does (a tar
-   * into one folder for minutes asks nothing before each create). Else a name made elsewhere shows after
-   * the timeout.
+   * up to date. `kept` when the change feed was heard throughout the mkdir and named nothing meanwhile: every
+   * name another client makes there comes after the mkdir, so the feed names it later, and the listing holds
+   * past the timeout as a listing asked for does (a tar into one folder for minutes asks nothing before each
+   * create). Else a name made elsewhere shows after the timeout.
    */
   madeDir(dir: string, kept: boolean): void {
     this.putListing(dir, [], kept);

@@ -20,6 +20,8 @@ export class ChangeWatcher {
   private seq = 0;
   /** Moves at every change heard and every loss of contact: an answer asked for across one is not kept. */
   private generation = 0;
+  /** Moves at every change heard and every loss of contact, not at this mount's own changes. */
+  private heardCount = 0;
   private connected = false;
   private lastHeard = 0;
   private stopped = false;
@@ -53,6 +55,16 @@ export class ChangeWatcher {
     this.generation++;
   }
 
+  /** Taken before one of this mount's own changes; `heardNothingSince` then says whether anything came meanwhile. */
+  heardMark(): number {
+    return this.live() ? this.heardCount : -1;
+  }
+
+  /** No change made elsewhere was heard since `mark` (nor contact lost), and the feed is still heard. */
+  heardNothingSince(mark: number): boolean {
+    return mark >= 0 && mark === this.heardCount && this.live();
+  }
+
   /** Whether every change made elsewhere reaches this mount (listings kept past their timeout are true). */
   live(): boolean {
     return this.connected && Date.now() - this.lastHeard < WAIT_MS + LIVE_SLACK_MS;
@@ -76,6 +88,7 @@ export class ChangeWatcher {
     const reset = answer.reset || answer.epoch !== this.epoch;
     if (reset || answer.entries.length + answer.trees.length + answer.inos.length > 0) {
       this.generation++;
+      this.heardCount++;
       this.apply({ ...answer, reset });
     }
     this.epoch = answer.epoch;
@@ -84,7 +97,10 @@ export class ChangeWatcher {
   }
 
   private lost(): void {
-    if (this.connected) this.generation++;
+    if (this.connected) {
+      this.generation++;
+      this.heardCount++;
+    }
     this.connected = false;
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Mutex } from '../common/semaphore.js';
-import { DfsError } from '../protocol/errors.js';
+import { DfsError, outcomeUnknown } from '../protocol/errors.js';
 import { keptByNameServer, keptBytes, type AttrChanges, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { commitUploadingMissing, receiptsOf } from '../client/chunk-io.js';
@@ -148,6 +148,11 @@ export class OpenFile {
    * appends from many clients all land (as the name server's own appends do for the small files it keeps).
    */
   private appendBase: AppendBase | undefined;
+  /**
+   * A commit of appended bytes (under `appendBase`'s id) got no answer: it may have been made. It is sent
+   * again, unchanged, before anything else changes the file, or its id would name other content.
+   */
+  private commitInDoubt = false;
 
   constructor(
     readonly ino: number,
@@ -206,6 +211,7 @@ export class OpenFile {
    */
   deferAttrs(changes: AttrChanges & { mtime?: string | undefined }): Promise<boolean> {
     return this.lock.run(async () => {
+      await this.settleCommit();
       if (!this.dirty) return false;
       const { mtime, ...rest } = changes;
       this.attrChanges = { ...this.attrChanges, ...rest };
@@ -260,6 +266,7 @@ export class OpenFile {
   /** Writes bytes at `offset`. */
   write(offset: number, data: Buffer): Promise<number> {
     return this.lock.run(async () => {
+      await this.settleCommit();
       await this.fetchContent();
       // Not an append: the content is this mount's to replace (the last commit wins, as ever).
       this.appendBase = undefined;
@@ -270,6 +277,7 @@ export class OpenFile {
   /** Writes bytes at the end (O_APPEND), wherever the kernel thinks the end is. */
   append(data: Buffer): Promise<number> {
     return this.lock.run(async () => {
+      await this.settleCommit();
       const appended = this.appended;
       // `size` is what this mount knows (another client may have appended since): the name server decides.
       if (appended && keptByNameServer(this.size + data.length, this.backend.inlineMax)) {
@@ -294,14 +302,23 @@ export class OpenFile {
     if (!appended) return;
     // Whether bytes sent before are in the content must be known before it is read.
     await this.settleDoubt(appended);
+    // Everything pending is appended: it goes on the version fetched, and on no other.
+    await this.reload();
+    this.appended = undefined;
+    for (const part of appended.parts) await this.writeAt(this.size, part);
+  }
+
+  /**
+   * Takes the file as the name server has it now, as the base of what is appended next. Callers hold the
+   * lock.
+   */
+  private async reload(): Promise<void> {
     const info = await this.backend.info(this.path);
     if (info.attr.ino !== this.ino) throw new DfsError('EIO', `${this.path} was replaced by another file while open for appending`);
-    this.appended = undefined;
     this.attr = info.attr;
     this.size = info.attr.size;
     this.slots = info.chunks.map(storedSlot);
-    if (appended.parts.length > 0) this.appendBase = { version: info.attr.version, size: info.attr.size, id: randomUUID() };
-    for (const part of appended.parts) await this.writeAt(this.size, part);
+    this.appendBase = { version: info.attr.version, size: info.attr.size, id: randomUUID() };
   }
 
   /**
@@ -365,6 +382,7 @@ export class OpenFile {
    */
   truncate(size: number): Promise<void> {
     return this.lock.run(async () => {
+      await this.settleCommit();
       await this.fetchContent();
       this.appendBase = undefined;
       if (size !== this.size) await this.resize(size);
@@ -469,24 +487,34 @@ export class OpenFile {
    * acknowledged (the new chunks on the write quorum of servers); throws EIO, ENOSPC … when it is not.
    */
   flush(): Promise<void> {
-    return this.lock.run(async () => {
-      if (!this.dirty) return;
-      if (this.appended && (await this.flushAppended(this.appended))) return;
-      for (let attempt = 1; ; attempt++) {
-        // (Background uploads done first: the chunks as they are before this commit are its fallback.)
-        await Promise.all(this.uploads);
-        const before = [...this.slots];
-        try {
-          return await this.commitContent();
-        } catch (err) {
-          // Another client's commit moved the file on since the bytes here were appended to it: they go at its
-          // new end (O_APPEND), from the chunks as they were before this commit (its uploads may not be readable).
-          if (!(err instanceof DfsError) || err.code !== 'VERSION_MOVED' || !this.appendBase || attempt >= REBASE_ATTEMPTS) throw err;
-          this.slots = before;
-          await this.rebase(this.appendBase);
-        }
+    return this.lock.run(() => this.flushLocked());
+  }
+
+  private async flushLocked(): Promise<void> {
+    if (!this.dirty) return;
+    if (this.appended && (await this.flushAppended(this.appended))) return;
+    for (let attempt = 1; ; attempt++) {
+      // (Background uploads done first: the chunks as they are before this commit are its fallback.)
+      await Promise.all(this.uploads);
+      const before = [...this.slots];
+      try {
+        return await this.commitContent();
+      } catch (err) {
+        if (this.appendBase && outcomeUnknown(err)) this.commitInDoubt = true;
+        // Another client's commit moved the file on since the bytes here were appended to it (and this commit,
+        // if it was sent before, was not made): they go at its new end (O_APPEND), from the chunks as they
+        // were before this commit (its uploads may not be readable).
+        if (!(err instanceof DfsError) || err.code !== 'VERSION_MOVED' || !this.appendBase || attempt >= REBASE_ATTEMPTS) throw err;
+        this.commitInDoubt = false;
+        this.slots = before;
+        await this.rebase(this.appendBase);
       }
-    });
+    }
+  }
+
+  /** Sends a commit in doubt again (unchanged) before the file changes. Callers hold the lock. */
+  private async settleCommit(): Promise<void> {
+    if (this.commitInDoubt) await this.flushLocked();
   }
 
   /**
@@ -494,29 +522,32 @@ export class OpenFile {
    * the lock.
    */
   private async rebase(base: AppendBase): Promise<void> {
-    const info = await this.backend.info(this.path);
-    if (info.attr.ino !== this.ino) throw new DfsError('EIO', `${this.path} was replaced by another file while open for appending`);
-    const old = this.slots;
-    const oldEnd = this.size;
+    const old = { slots: this.slots, size: this.size, attr: this.attr };
     const cs = this.backend.chunkSize;
-    this.attr = info.attr;
-    this.size = info.attr.size;
-    this.slots = info.chunks.map(storedSlot);
-    this.appendBase = { version: info.attr.version, size: info.attr.size, id: randomUUID() };
-    // A chunk at a time: an append of gigabytes is uploaded as it is laid, not held whole.
-    for (let at = base.size; at < oldEnd; ) {
-      const index = Math.floor(at / cs);
-      const start = index * cs;
-      const to = Math.min(oldEnd, start + cs);
-      const bytes = await this.bytesOf(old[index]);
-      await this.writeAt(this.size, bytes ? bytes.subarray(at - start, to - start) : Buffer.alloc(to - at));
-      at = to;
+    try {
+      await this.reload();
+      // A chunk at a time: an append of gigabytes is uploaded as it is laid, not held whole.
+      for (let at = base.size; at < old.size; ) {
+        const index = Math.floor(at / cs);
+        const start = index * cs;
+        const to = Math.min(old.size, start + cs);
+        const bytes = await this.bytesOf(old.slots[index]);
+        await this.writeAt(this.size, bytes ? bytes.subarray(at - start, to - start) : Buffer.alloc(to - at));
+        at = to;
+      }
+    } catch (err) {
+      // Laid in part: the bytes appended are still only in the old layout, which the next flush starts from.
+      this.slots = old.slots;
+      this.size = old.size;
+      this.attr = old.attr;
+      this.appendBase = base;
+      throw err;
     }
   }
 
   /** Uploads what the cluster lacks and commits the content. Callers hold the lock. */
   private async commitContent(): Promise<void> {
-    await Promise.all(this.uploads);
+    // (Background uploads were awaited by the caller.)
     this.stickyError = undefined;
     const contents = new Map<string, Buffer>();
     const pending: { index: number; data: Buffer; size: number }[] = [];
@@ -601,7 +632,12 @@ export class OpenFile {
   }
 
   private finishCommit(attr: Attr): void {
+    // A commit of appended bytes made before, sent again, is answered with the file as it is now, which may be
+    // later than the version it made: this mount holds that version's content, and says so (a newer one is
+    // then taken as any newer version is, and what is appended next is laid on it).
+    if (this.appendBase && attr.version !== this.appendBase.version + 1) attr = { ...attr, version: this.appendBase.version + 1, size: this.size };
     this.appendBase = undefined;
+    this.commitInDoubt = false;
     this.attr = attr;
     this.size = attr.size;
     this.dirty = false;

@@ -199,11 +199,14 @@ export class Vfs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<Attr> {
+    // A name another client made in the new folder may be heard before this answer (it was published at once),
+    // and would then be missed by the listing made below: kept only if nothing was heard meanwhile.
+    const heard = this.feed.heardMark();
     const attr = await this.changing([path], () => this.ns().call(nameApi.mkdir, { path, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid }));
     this.touchedDirs(path);
     this.attrs.entryAdded(path);
     this.attrs.put(path, attr);
-    this.attrs.madeDir(path, this.feed.live());
+    this.attrs.madeDir(path, this.feed.heardNothingSince(heard));
     return attr;
   }
 

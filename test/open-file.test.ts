@@ -184,3 +184,127 @@ test('a write elsewhere than the end, or a truncate, makes the commit unconditio
     t.is(commits[0]!.appendedTo, undefined);
   }
 });
+
+/**
+ * A name server and storage servers in memory, for OpenFile's commits of content on storage servers: one
+ * file, its versions, commits of appended bytes made once per id (answered, when sent again, with the file
+ * as it is then, as a restarted name server does), and answers, reads or lookups that fail on demand.
+ */
+class FakeCluster {
+  version = 1;
+  content: Buffer;
+  readonly store = new Map<string, Buffer>();
+  readonly made = new Set<string>();
+  readonly commits: { content: string; appendedTo: { version: number; id: string } | undefined }[] = [];
+  loseAnswers = 0;
+  failReads = 0;
+
+  constructor(
+    content: string,
+    readonly chunkSize: number,
+  ) {
+    this.content = Buffer.from(content);
+  }
+
+  /** Another client's append, committed. */
+  othersAppend(text: string): void {
+    this.content = Buffer.concat([this.content, Buffer.from(text)]);
+    this.version++;
+  }
+
+  attr(): Attr {
+    return { ...version(this.version, this.content.length).attr };
+  }
+
+  chunks(): ChunkLocation[] {
+    const out: ChunkLocation[] = [];
+    for (let offset = 0; offset < this.content.length; offset += this.chunkSize) {
+      const data = this.content.subarray(offset, offset + this.chunkSize);
+      const hash = createHash('sha256').update(data).digest('hex');
+      this.store.set(hash, Buffer.from(data));
+      out.push({ hash, size: data.length, offset, servers: [] });
+    }
+    return out;
+  }
+
+  backend(): FileBackend {
+    const fake: Partial<FileBackend> = {
+      chunkSize: this.chunkSize,
+      inlineMax: 0,
+      inlineRefused: () => undefined,
+      readChunk: async (hash) => {
+        if (this.failReads > 0 && this.failReads--) throw new DfsError('EIO', 'replicas failed');
+        return this.store.get(hash)!;
+      },
+      prefetch: () => undefined,
+      hash: async (data) => createHash('sha256').update(data).digest('hex'),
+      missing: async (hashes) => new Set(hashes.filter((h) => !this.store.has(h))),
+      upload: async (hash, data) => {
+        this.store.set(hash, Buffer.from(data));
+        return [];
+      },
+      uploadSlot: async () => () => undefined,
+      remember: () => undefined,
+      info: async () => ({ path: '/f', attr: this.attr(), replicas: 2, chunkSize: this.chunkSize, chunks: this.chunks(), fullyReplicated: true }),
+      commit: async (_path, _ino, chunks, _size, _mtime, _receipts, _attrs, _inline, appendedTo) => {
+        const content = Buffer.concat(chunks.map((c) => this.store.get(c.hash)!));
+        this.commits.push({ content: content.toString(), appendedTo });
+        if (appendedTo && this.made.has(appendedTo.id)) return this.attr();
+        if (appendedTo && appendedTo.version !== this.version) throw new DfsError('VERSION_MOVED', 'moved on');
+        this.content = content;
+        this.version++;
+        if (appendedTo) this.made.add(appendedTo.id);
+        if (this.loseAnswers > 0 && this.loseAnswers--) throw new DfsError('ETIMEDOUT', 'no answer');
+        return this.attr();
+      },
+    };
+    return fake as FileBackend;
+  }
+
+  open(backend = this.backend()): OpenFile {
+    return new OpenFile(7, '/f', this.attr(), this.chunks(), backend);
+  }
+}
+
+test('a commit of appended bytes that got no answer is sent again unchanged before more bytes are appended', async (t) => {
+  const cluster = new FakeCluster('base\n', 4 * 1024 * 1024);
+  const file = cluster.open();
+  await file.append(Buffer.from('one\n'));
+  cluster.loseAnswers = 1;
+  await t.throwsAsync(file.flush(), { message: 'no answer' });
+  await file.append(Buffer.from('two\n'));
+  await file.flush();
+  t.is(cluster.content.toString(), 'base\none\ntwo\n');
+  const [first, again, next] = cluster.commits;
+  t.deepEqual(again, first, 'the commit in doubt, sent again as it was');
+  t.is(next!.appendedTo!.version, 2, 'the bytes appended since go on the version it made');
+  t.not(next!.appendedTo!.id, first!.appendedTo!.id);
+});
+
+test('a commit made before, answered with a later version, leaves the mount holding the version it made', async (t) => {
+  const cluster = new FakeCluster('base\n', 4 * 1024 * 1024);
+  const file = cluster.open();
+  await file.append(Buffer.from('one\n'));
+  cluster.loseAnswers = 1;
+  await t.throwsAsync(file.flush());
+  cluster.othersAppend('other\n');
+  // Sent again: made before, so answered with the file as it is now (version 3).
+  await file.flush();
+  t.is(file.attr.version, 2);
+  t.is(file.size, 9);
+  await file.append(Buffer.from('three\n'));
+  await file.flush();
+  t.is(cluster.content.toString(), 'base\none\nother\nthree\n');
+});
+
+test('a rebase that fails part way keeps the appended bytes for the next flush', async (t) => {
+  // Chunks of 8 bytes: the appended bytes fill chunks, which are uploaded as they fill.
+  const cluster = new FakeCluster('base\n', 8);
+  const file = cluster.open();
+  await file.append(Buffer.from('AAAAAAAAAAAAAAAA\n'));
+  cluster.othersAppend('other\n');
+  cluster.failReads = 1;
+  await t.throwsAsync(file.flush(), { message: 'replicas failed' });
+  await file.flush();
+  t.is(cluster.content.toString(), 'base\nother\nAAAAAAAAAAAAAAAA\n');
+});
