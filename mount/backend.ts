@@ -2,8 +2,9 @@ import type { DfsClient } from '../client/dfs-client.js';
 import { Semaphore } from '../common/semaphore.js';
 import type { Logger } from '../common/log.js';
 import { DfsError } from '../protocol/errors.js';
-import { nameApi, type AttrChanges, type FileInfo } from '../protocol/name-api.js';
-import type { Attr, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
+import type { Input } from '../protocol/contract.js';
+import { nameApi, type FileInfo } from '../protocol/name-api.js';
+import type { Attr, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
 import type { FileBackend } from './open-file.js';
@@ -84,34 +85,12 @@ export class MountBackend implements FileBackend {
     this.cache.put(hash, data);
   }
 
-  commit(
-    path: string,
-    ino: number,
-    chunks: ChunkRef[],
-    size: number,
-    mtime: string | undefined,
-    receipts: Receipt[],
-    attrs: AttrChanges,
-    inline: InlineChunk[],
-    appendedTo?: { version: number; id: string },
-  ): Promise<Attr> {
-    const input = {
-      path,
-      ino,
-      chunks,
-      size,
-      receipts,
-      ...(mtime ? { mtime } : {}),
-      ...(Object.keys(attrs).length > 0 ? { attrs } : {}),
-      ...(inline.length > 0 ? { inline } : {}),
-      ...(appendedTo ? { appendedTo } : {}),
-    };
+  commit(input: Input<typeof nameApi.commit>): Promise<Attr> {
     // A commit of a large file waits for the name server to copy chunks up to the quorum: allow for it.
     return this.client.ns.call(nameApi.commit, input, { timeoutMs: 300_000 });
   }
 
-  append(path: string, ino: number, data: Buffer, id: string, resent: boolean, mtime: string | undefined, attrs: AttrChanges): Promise<Attr> {
-    const input = { path, ino, data: data.toString('base64'), id, ...(resent ? { resent } : {}), ...(mtime ? { mtime } : {}), ...(Object.keys(attrs).length > 0 ? { attrs } : {}) };
+  append(input: Input<typeof nameApi.append>): Promise<Attr> {
     return this.client.ns.call(nameApi.append, input);
   }
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Mutex } from '../common/semaphore.js';
 import { DfsError, outcomeUnknown } from '../protocol/errors.js';
-import { keptByNameServer, keptBytes, type AttrChanges, type FileInfo } from '../protocol/name-api.js';
+import type { Input } from '../protocol/contract.js';
+import { keptByNameServer, keptBytes, nameApi, type AttrChanges, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { commitUploadingMissing, receiptsOf } from '../client/chunk-io.js';
 import { nowNs } from '../protocol/time.js';
@@ -27,19 +28,9 @@ export interface FileBackend {
   /** The name server would not keep a small file's bytes: its limit was lowered since it was learnt. */
   inlineRefused(): void;
   /** `appendedTo`: the content is bytes appended to that version: VERSION_MOVED if the file is past it. */
-  commit(
-    path: string,
-    ino: number,
-    chunks: ChunkRef[],
-    size: number,
-    mtime: string | undefined,
-    receipts: Receipt[],
-    attrs: AttrChanges,
-    inline: InlineChunk[],
-    appendedTo?: { version: number; id: string },
-  ): Promise<Attr>;
+  commit(input: Input<typeof nameApi.commit>): Promise<Attr>;
   /** Has the name server add bytes to the end of a small file it keeps; NOT_KEPT if it does not keep it. */
-  append(path: string, ino: number, data: Buffer, id: string, resent: boolean, mtime: string | undefined, attrs: AttrChanges): Promise<Attr>;
+  append(input: Input<typeof nameApi.append>): Promise<Attr>;
   /** A file's attributes and chunks, as the name server has them now. */
   info(path: string): Promise<FileInfo>;
 }
@@ -66,6 +57,15 @@ interface AppendBase {
   version: number;
   size: number;
   id: string;
+  /**
+   * The commit under this id got no answer: it may have been made. It is sent again, unchanged, before
+   * anything else changes the file, or the id would name other content.
+   */
+  inDoubt: boolean;
+}
+
+function newBase(version: number, size: number): AppendBase {
+  return { version, size, id: randomUUID(), inDoubt: false };
 }
 
 /** A chunk of the file as this mount holds it. */
@@ -148,11 +148,6 @@ export class OpenFile {
    * appends from many clients all land (as the name server's own appends do for the small files it keeps).
    */
   private appendBase: AppendBase | undefined;
-  /**
-   * A commit of appended bytes (under `appendBase`'s id) got no answer: it may have been made. It is sent
-   * again, unchanged, before anything else changes the file, or its id would name other content.
-   */
-  private commitInDoubt = false;
 
   constructor(
     readonly ino: number,
@@ -288,7 +283,7 @@ export class OpenFile {
         return data.length;
       }
       await this.fetchContent();
-      if (!this.dirty) this.appendBase = { version: this.attr.version, size: this.size, id: randomUUID() };
+      if (!this.dirty) this.appendBase = newBase(this.attr.version, this.size);
       return this.writeAt(this.size, data);
     });
   }
@@ -318,7 +313,7 @@ export class OpenFile {
     this.attr = info.attr;
     this.size = info.attr.size;
     this.slots = info.chunks.map(storedSlot);
-    this.appendBase = { version: info.attr.version, size: info.attr.size, id: randomUUID() };
+    this.appendBase = newBase(info.attr.version, info.attr.size);
   }
 
   /**
@@ -332,7 +327,7 @@ export class OpenFile {
     try {
       const resent = sent.sent;
       sent.sent = true;
-      this.attr = await this.backend.append(this.path, this.ino, sent.data, sent.id, resent, this.mtimeOverride ?? this.lastWrite, this.attrChanges);
+      this.attr = await this.backend.append({ path: this.path, ino: this.ino, data: sent.data.toString('base64'), id: sent.id, ...(resent ? { resent } : {}), ...this.pendingChanges() });
       this.attrChanges = {};
       appended.inDoubt = undefined;
       return true;
@@ -500,12 +495,12 @@ export class OpenFile {
       try {
         return await this.commitContent();
       } catch (err) {
-        if (this.appendBase && outcomeUnknown(err)) this.commitInDoubt = true;
+        if (this.appendBase && outcomeUnknown(err)) this.appendBase.inDoubt = true;
         // Another client's commit moved the file on since the bytes here were appended to it (and this commit,
         // if it was sent before, was not made): they go at its new end (O_APPEND), from the chunks as they
         // were before this commit (its uploads may not be readable).
         if (!(err instanceof DfsError) || err.code !== 'VERSION_MOVED' || !this.appendBase || attempt >= REBASE_ATTEMPTS) throw err;
-        this.commitInDoubt = false;
+        this.appendBase.inDoubt = false;
         this.slots = before;
         await this.rebase(this.appendBase);
       }
@@ -514,7 +509,7 @@ export class OpenFile {
 
   /** Sends a commit in doubt again (unchanged) before the file changes. Callers hold the lock. */
   private async settleCommit(): Promise<void> {
-    if (this.commitInDoubt) await this.flushLocked();
+    if (this.appendBase?.inDoubt) await this.flushLocked();
   }
 
   /**
@@ -637,7 +632,6 @@ export class OpenFile {
     // then taken as any newer version is, and what is appended next is laid on it).
     if (this.appendBase && attr.version !== this.appendBase.version + 1) attr = { ...attr, version: this.appendBase.version + 1, size: this.size };
     this.appendBase = undefined;
-    this.commitInDoubt = false;
     this.attr = attr;
     this.size = attr.size;
     this.dirty = false;
@@ -645,15 +639,21 @@ export class OpenFile {
     this.mtimeOverride = undefined;
   }
 
+  /** The time and attribute changes a commit or an append carries (none are sent empty). */
+  private pendingChanges(): { mtime?: string; attrs?: AttrChanges } {
+    const mtime = this.mtimeOverride ?? this.lastWrite;
+    return { ...(mtime ? { mtime } : {}), ...(Object.keys(this.attrChanges).length > 0 ? { attrs: this.attrChanges } : {}) };
+  }
+
   private async commitWithRetry(contents: Map<string, Buffer>, inline: InlineChunk[]): Promise<Attr> {
     const chunks: ChunkRef[] = this.slots.map((slot) => {
       if (slot.kind !== 'stored') throw new DfsError('EIO', `${this.path}: chunk not uploaded`);
       return { hash: slot.hash, size: slot.size };
     });
-    const mtime = this.mtimeOverride ?? this.lastWrite;
-    const appendedTo = this.appendBase && { version: this.appendBase.version, id: this.appendBase.id };
+    const base = this.appendBase;
+    const input = { path: this.path, ino: this.ino, chunks, size: this.size, receipts: this.receipts, ...this.pendingChanges(), ...(base ? { appendedTo: { version: base.version, id: base.id } } : {}) };
     const attr = await commitUploadingMissing({
-      commit: (kept) => this.backend.commit(this.path, this.ino, chunks, this.size, mtime, this.receipts, this.attrChanges, kept, appendedTo),
+      commit: (kept) => this.backend.commit({ ...input, ...(kept.length > 0 ? { inline: kept } : {}) }),
       inline,
       attempts: COMMIT_ATTEMPTS,
       inlineRefused: () => this.backend.inlineRefused(),

@@ -82,13 +82,13 @@ export const Base64 = z.string().max(Math.ceil(MAX_INLINE_BYTES / 3) * 4);
 
 /** A chunk's bytes sent to the name server to keep (a small file's whole content). */
 export const InlineChunk = z.object({ hash: Hash, data: Base64 });
+export type InlineChunk = z.infer<typeof InlineChunk>;
 
 /**
  * A writer's name for one change it may send more than once (its answer lost): the name server makes it
  * once. Printable ASCII (it is stored as an SQL literal, which cannot hold a NUL).
  */
 export const ChangeId = z.string().regex(/^[\x21-\x7e]{8,64}$/, 'printable ASCII, 8 to 64 characters');
-export type InlineChunk = z.infer<typeof InlineChunk>;
 
 /**
  * A chunk of a file as readers see it: where it sits in the file and which live servers hold it, or, for a

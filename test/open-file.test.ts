@@ -43,19 +43,19 @@ function appendBackend(answers: (Error | undefined)[], content: Buffer): { backe
   const fake: Partial<FileBackend> = {
     chunkSize: 4 * 1024 * 1024,
     inlineMax: 64 * 1024,
-    append: async (_path, _ino, data, id, resent) => {
-      appends.push({ id, data: data.toString(), resent });
+    append: async ({ data, id, resent }) => {
+      appends.push({ id, data: Buffer.from(data, 'base64').toString(), resent: resent ?? false });
       const answer = answers.shift();
       if (answer) throw answer;
-      return attrAt(appends.length + 1, content.length + data.length);
+      return attrAt(appends.length + 1, content.length + Buffer.from(data, 'base64').length);
     },
     info: async () => {
       const chunk = { hash: createHash('sha256').update(content).digest('hex'), size: content.length, offset: 0, servers: [], data: content.toString('base64') };
       return { path: '/f', attr: base.attr, replicas: 2, chunkSize: 4 * 1024 * 1024, chunks: [chunk], fullyReplicated: true };
     },
     hash: async (data) => createHash('sha256').update(data).digest('hex'),
-    commit: async (_path, _ino, _chunks, size, _mtime, _receipts, _attrs, inline) => {
-      commits.push(Buffer.from(inline[0]!.data, 'base64').toString());
+    commit: async ({ size, inline }) => {
+      commits.push(Buffer.from(inline![0]!.data, 'base64').toString());
       return attrAt(99, size);
     },
   };
@@ -121,8 +121,8 @@ function movingBackend(current: { v: { attr: Attr; chunks: ChunkLocation[] } }, 
     inlineMax: 64 * 1024,
     info: async () => ({ path: '/f', attr: current.v.attr, replicas: 2, chunkSize: 4 * 1024 * 1024, chunks: current.v.chunks, fullyReplicated: true }),
     hash: async (data) => createHash('sha256').update(data).digest('hex'),
-    commit: async (_path, _ino, _chunks, size, _mtime, _receipts, _attrs, inline, appendedTo) => {
-      commits.push({ content: Buffer.from(inline[0]!.data, 'base64').toString(), appendedTo });
+    commit: async ({ size, inline, appendedTo }) => {
+      commits.push({ content: Buffer.from(inline![0]!.data, 'base64').toString(), appendedTo });
       if (moved.shift()) throw new DfsError('VERSION_MOVED', 'moved on');
       return { ...current.v.attr, version: current.v.attr.version + 1, size };
     },
@@ -246,7 +246,7 @@ class FakeCluster {
       uploadSlot: async () => () => undefined,
       remember: () => undefined,
       info: async () => ({ path: '/f', attr: this.attr(), replicas: 2, chunkSize: this.chunkSize, chunks: this.chunks(), fullyReplicated: true }),
-      commit: async (_path, _ino, chunks, _size, _mtime, _receipts, _attrs, _inline, appendedTo) => {
+      commit: async ({ chunks, appendedTo }) => {
         const content = Buffer.concat(chunks.map((c) => this.store.get(c.hash)!));
         this.commits.push({ content: content.toString(), appendedTo });
         if (appendedTo && this.made.has(appendedTo.id)) return this.attr();
