@@ -7,7 +7,7 @@ import { nameApi, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
-import type { FileBackend } from './open-file.js';
+import type { ChunkSurvey, FileBackend } from './open-file.js';
 
 /** The cluster as open files see it: chunk bytes through the cache, uploads bounded, commits. */
 export class MountBackend implements FileBackend {
@@ -51,11 +51,14 @@ export class MountBackend implements FileBackend {
           this.log.warn({ hash, path, err: (err as Error).message }, 'replicas failed; asking the name server again');
         }
       }
-      // Locations may have changed (a server died and repair moved the copies): ask again.
+      // Locations may have changed (a server died and repair moved the copies): ask again. A chunk the file
+      // does not list (yet) is one this mount found already stored while writing: asked for by its hash.
       const info = await this.client.info(path);
       const location = info.chunks.find((c) => c.hash === hash);
-      if (!location) throw new DfsError('EIO', `${path}: chunk ${hash} is no longer part of the file`);
-      return this.client.chunks.read(location);
+      if (location) return this.client.chunks.read(location);
+      const held = (await this.locate([hash])).held.get(hash);
+      if (!held) throw new DfsError('EIO', `${path}: chunk ${hash} is no longer part of the file`);
+      return this.client.chunks.read({ hash, servers: held });
     });
   }
 
@@ -67,9 +70,10 @@ export class MountBackend implements FileBackend {
     return sha256Async(data);
   }
 
-  async missing(hashes: readonly string[]): Promise<Set<string>> {
-    if (hashes.length === 0) return new Set();
-    return new Set((await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes] })).missing);
+  async locate(hashes: readonly string[]): Promise<ChunkSurvey> {
+    if (hashes.length === 0) return { missing: new Set(), held: new Map() };
+    const answer = await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes] });
+    return { missing: new Set(answer.missing), held: new Map((answer.held ?? []).map((h) => [h.hash, h.servers])) };
   }
 
   upload(hash: string, data: Buffer, options: { fanOut?: boolean } = {}): Promise<StoredCopy[]> {

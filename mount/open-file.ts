@@ -15,8 +15,8 @@ export interface FileBackend {
   /** Starts reading a chunk into the cache, without waiting. */
   prefetch(hash: string, servers: readonly ServerRef[], path: string): void;
   hash(data: Buffer): Promise<string>;
-  /** Which of these chunks the cluster lacks. */
-  missing(hashes: readonly string[]): Promise<Set<string>>;
+  /** Which of these chunks the cluster lacks, and where it holds the others. */
+  locate(hashes: readonly string[]): Promise<ChunkSurvey>;
   /** Stores a chunk on a replication chain; the servers that hold it now, with their receipts. */
   upload(hash: string, data: Buffer, options?: { fanOut?: boolean }): Promise<StoredCopy[]>;
   /** Waits for a place among the uploads in flight (bounds the memory that dirty data takes). */
@@ -33,6 +33,12 @@ export interface FileBackend {
   append(input: Input<typeof nameApi.append>): Promise<Attr>;
   /** A file's attributes and chunks, as the name server has them now. */
   info(path: string): Promise<FileInfo>;
+}
+
+export interface ChunkSurvey {
+  missing: Set<string>;
+  /** Live copies of the chunks the cluster holds (none for one the name server keeps). */
+  held: Map<string, ServerRef[]>;
 }
 
 /**
@@ -460,8 +466,16 @@ export class OpenFile {
     const work = (async () => {
       try {
         const hash = await this.backend.hash(data);
-        const servers = (await this.backend.missing([hash])).has(hash) ? await this.backend.upload(hash, data) : [];
-        this.receipts.push(...receiptsOf(hash, slot.size, servers));
+        const survey = await this.backend.locate([hash]);
+        // Already stored: where, so that the bytes can be read back once the cache lets go of them (the file
+        // does not list the chunk until its commit). Kept by the name server as another small file's bytes,
+        // it is nowhere to read from: uploaded all the same.
+        let servers = survey.missing.has(hash) ? undefined : survey.held.get(hash);
+        if (!servers) {
+          const copies = await this.backend.upload(hash, data);
+          this.receipts.push(...receiptsOf(hash, slot.size, copies));
+          servers = copies;
+        }
         // Nothing writes into a buffer once it is uploading (writers wait, then copy): the cache can have it.
         this.backend.remember(hash, forCache(data));
         if (this.slots[index] === uploading) this.slots[index] = { kind: 'stored', hash, size: slot.size, servers };
@@ -582,8 +596,9 @@ export class OpenFile {
     }
     // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
     const small = this.size <= SMALL_FILE_BYTES;
-    const missing = small ? new Set(contents.keys()) : await this.backend.missing([...contents.keys()]);
-    const located = new Map<string, ServerRef[]>();
+    const survey: ChunkSurvey = small ? { missing: new Set(contents.keys()), held: new Map() } : await this.backend.locate([...contents.keys()]);
+    const missing = survey.missing;
+    const located = new Map<string, ServerRef[]>(survey.held);
     await Promise.all(
       [...missing].map(async (hash) => {
         const release = await this.backend.uploadSlot();

@@ -169,12 +169,16 @@ export const nameApi = {
     idempotent: true,
   }),
 
-  /** Which of these chunks the cluster lacks (or holds with too few copies): upload only those. */
+  /**
+   * Which of these chunks the cluster lacks (or holds with no live copy): upload only those. `held`: where
+   * the live copies of the others are, so a writer can read back bytes it did not upload (a chunk that was
+   * already stored, before any file of its own lists it).
+   */
   chunksMissing: route({
     method: 'POST',
     path: '/chunks/missing',
     input: z.object({ hashes: z.array(Hash).max(65536) }),
-    output: z.object({ missing: z.array(Hash) }),
+    output: z.object({ missing: z.array(Hash), held: z.array(z.object({ hash: Hash, servers: z.array(ServerRef) })).optional() }),
     auth: CLIENT,
     idempotent: true,
   }),

@@ -4,7 +4,7 @@ import { sha256 } from '../../common/sha256.js';
 import { DfsError } from '../../protocol/errors.js';
 import type { z } from 'zod';
 import { keptByNameServer, keptBytes, type FileInfo, type nameApi } from '../../protocol/name-api.js';
-import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt } from '../../protocol/schemas.js';
+import type { Attr, ChunkLocation, ChunkRef, InlineChunk, Receipt, ServerRef } from '../../protocol/schemas.js';
 import { verifyReceipt } from '../../protocol/token.js';
 import type { ChunkGuards } from './chunk-guards.js';
 import type { StorageCalls } from './storage-calls.js';
@@ -64,14 +64,23 @@ export class ChunkService {
    * Chunks with no live copy (and not kept by the name server): the writer must upload these. Ones with too
    * few copies are copied at commit.
    */
-  async missing(hashes: readonly string[]): Promise<string[]> {
+  async missing(hashes: readonly string[]): Promise<{ missing: string[]; held: { hash: string; servers: ServerRef[] }[] }> {
     const unique = [...new Set(hashes)];
     const [rows, holders] = await Promise.all([this.meta.read.getChunks(unique), this.liveHolders(unique)]);
+    const held = unique.filter((hash) => rows.has(hash) && (holders.get(hash)?.length ?? 0) > 0).map((hash) => ({ hash, servers: this.refs(holders.get(hash)!) }));
     const lacking = unique.filter((hash) => !rows.has(hash) || (holders.get(hash)?.length ?? 0) === 0);
     const known = lacking.filter((hash) => rows.has(hash));
-    if (known.length === 0) return lacking;
+    if (known.length === 0) return { missing: lacking, held };
     const kept = await this.meta.read.inlineHeld(known);
-    return lacking.filter((hash) => !kept.has(hash));
+    return { missing: lacking.filter((hash) => !kept.has(hash)), held };
+  }
+
+  /** Servers by id, alive ones first (a reader tries them in order). */
+  private refs(ids: readonly string[]): ServerRef[] {
+    return ids
+      .map((id) => this.registry.get(id)!)
+      .sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive'))
+      .map((node) => ({ id: node.id, url: node.url }));
   }
 
   /** Course flow step 4: servers report a chunk they now hold. */
@@ -329,11 +338,7 @@ export class ChunkService {
       if (chunk.kept) return { ...loc, data: chunk.kept.toString('base64') };
       const ids = holders.get(chunk.hash) ?? [];
       if (ids.length < this.options.replicas) fully = false;
-      loc.servers = ids
-        .map((id) => this.registry.get(id)!)
-        // Alive servers first: a reader tries them in order.
-        .sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive'))
-        .map((node) => ({ id: node.id, url: node.url }));
+      loc.servers = this.refs(ids);
       return loc;
     });
     return { path, attr: this.namespace.attr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };
