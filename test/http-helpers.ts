@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -128,4 +129,60 @@ export async function tree(dir: string, options: { sizes?: boolean } = {}): Prom
   };
   await walk('');
   return out.sort();
+}
+
+/** A request whose answer a delaying proxy holds back. */
+export interface Delay {
+  method: string;
+  path: string;
+  ms: number;
+}
+
+/** The proxy, run as a process of its own (see delayingProxy). Its first line out is its URL. */
+const PROXY_SOURCE = `
+const { createServer, request } = require('node:http');
+const [target, delaysJson] = process.argv.slice(1);
+const to = new URL(target);
+const delays = JSON.parse(delaysJson);
+const server = createServer((req, res) => {
+  const path = (req.url || '').replace(/\\?.*$/, '');
+  const delay = delays.find((d) => d.method === req.method && d.path === path);
+  const upstream = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers, timeout: 30000 }, (answer) => {
+    setTimeout(() => {
+      res.writeHead(answer.statusCode || 502, answer.headers);
+      answer.pipe(res);
+    }, delay ? delay.ms : 0);
+  });
+  upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
+  upstream.on('error', () => res.destroy());
+  req.pipe(upstream);
+});
+server.listen(0, '127.0.0.1', () => console.log('http://127.0.0.1:' + server.address().port));
+`;
+
+/**
+ * An HTTP proxy in front of a daemon that holds back its answers to the requests `delays` names (a slow
+ * network for one call, to order what two clients see); the others pass at once. It runs as a process of
+ * its own: a test process blocks while it spawns a command whose folder is in a mount (the child's chdir
+ * waits on the mount), so a mount must never depend on it. Stopped when the test ends.
+ */
+export async function delayingProxy(t: ExecutionContext, target: string, delays: Delay[]): Promise<string> {
+  const proxy = spawn(process.execPath, ['-e', PROXY_SOURCE, target, JSON.stringify(delays)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    proxy.kill('SIGKILL');
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('the proxy did not start within 10 s')), 10_000);
+    proxy.on('error', reject);
+    proxy.on('exit', (code) => reject(new Error(`the proxy exited with code ${code}`)));
+    proxy.stdout.on('data', (piece: Buffer) => {
+      out += piece.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) {
+        clearTimeout(timer);
+        resolve(line.trim());
+      }
+    });
+  });
 }

@@ -30,7 +30,8 @@ export function sh(command: string, options: { cwd?: string; timeoutMs?: number;
 
 export async function startMount(
   t: ExecutionContext,
-  cluster: TestCluster,
+  /** The cluster, or where to reach its name server (a proxy in front of it) and its secret. */
+  cluster: Pick<TestCluster, 'url' | 'env'>,
   extraArgs: string[] = [],
   env: NodeJS.ProcessEnv = {},
   /** Mount here instead of a new temp dir. */

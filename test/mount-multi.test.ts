@@ -2,7 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { startCluster, type TestCluster } from './harness.js';
+import { nameApi } from '../protocol/name-api.js';
+import { bufferSource, startCluster, type TestCluster } from './harness.js';
+import { delayingProxy } from './http-helpers.js';
+import { pollUntil } from './poll.js';
 import { httpTrace, startMount, TRACE_HTTP, type TestMount } from './mount-harness.js';
 import { eventually, localDir, q, run } from './mount-util.js';
 
@@ -157,6 +160,20 @@ test.serial('with the change feed heard, a mount answers lookups itself past the
   await run('mv d/sub d/sub2 && rm d/sub2/x', { cwd: b.dir });
   const moved = await eventually(async () => (await run('test -e d/sub/x || echo gone; ls d/sub2 | wc -l', { cwd: a.dir })) === 'gone\n0\n', 5_000, 50);
   t.true(moved.ok, 'A sees the folder moved and emptied');
+});
+
+test.serial('a name made elsewhere in a new folder before the folder\'s mkdir was answered shows within the timeout', async (t) => {
+  const cluster = await startCluster(t);
+  // A's mkdir answers are held back a second; its change feed goes through at once.
+  const slow = await delayingProxy(t, cluster.url, [{ method: 'POST', path: '/fs/mkdir', ms: 1_000 }]);
+  const a = await startMount(t, { url: slow, env: cluster.env }, mountArgs);
+  const made = run('mkdir early', { cwd: a.dir });
+  // Another client puts a name in the folder as soon as it exists: A hears of it before its mkdir returns.
+  await pollUntil('the folder made', () => cluster.client.ns.call(nameApi.stat, { path: '/early' }).catch(() => undefined), (attr) => attr !== undefined, 5_000, 10);
+  await cluster.client.writeFile('/early/x', bufferSource(Buffer.from('from elsewhere\n')));
+  await made;
+  await pastTimeouts();
+  t.is(await run('cat early/x 2>&1; ls early', { cwd: a.dir }), 'from elsewhere\nx\n');
 });
 
 test.serial('after the name server restarts, a mount trusts nothing it kept before, and hears changes made before it reconnected', async (t) => {
