@@ -35,6 +35,7 @@ export const RATIOS: Array<[string, string]> = [
   ['dfs', 'moosefs'],
   ['dfs', 'moosefs-fsync'],
   ['dfs', 'passthrough'],
+  ['dfs-sync-data', 'moosefs'],
 ];
 
 export function median(values: number[]): number | null {

@@ -7,14 +7,14 @@ import { forceUnmount } from '../proc.js';
 import type { RunningTarget, Target } from './target.js';
 
 /** The dfs mount (`dfs mount`, its own process) over a fresh local cluster of 3 storage servers, replication 2. */
-export function dfsTarget(options: { storageServers?: number; replicas?: number; mountArgs?: string[] } = {}): Target {
+export function dfsTarget(options: { name?: string; storageServers?: number; replicas?: number; mountArgs?: string[]; nameServerArgs?: string[] } = {}): Target {
   return {
-    name: 'dfs',
+    name: options.name ?? 'dfs',
     async start(): Promise<RunningTarget> {
       const root = await mkdtemp(join(tmpdir(), 'dfsbench-dfs-'));
       const mnt = join(root, 'mnt');
       await mkdir(mnt);
-      const cluster = new BenchCluster({ dir: root, storageServers: options.storageServers ?? 3, replicas: options.replicas ?? 2 });
+      const cluster = new BenchCluster({ dir: root, storageServers: options.storageServers ?? 3, replicas: options.replicas ?? 2, nameServerArgs: options.nameServerArgs });
       let mount: DaemonProcess | undefined;
       const stop = async (): Promise<void> => {
         if (mount) {
@@ -36,7 +36,7 @@ export function dfsTarget(options: { storageServers?: number; replicas?: number;
       return {
         dir: mnt,
         processes: [{ role: 'mount', pid: m.pid }, ...cluster.processes()],
-        info: { nameServer: cluster.url, storageServers: options.storageServers ?? 3, replicas: options.replicas ?? 2, mountArgs: options.mountArgs ?? [] },
+        info: { nameServer: cluster.url, storageServers: options.storageServers ?? 3, replicas: options.replicas ?? 2, mountArgs: options.mountArgs ?? [], nameServerArgs: options.nameServerArgs ?? [] },
         diagnose: async () => {
           const mountLog = (await readFile(join(cluster.logDir, 'mount.log'), 'utf8').catch(() => '')).trimEnd().split('\n').slice(-20).join('\n');
           const exited = m.child.exitCode !== null || m.child.signalCode !== null ? ` (mount process exited: ${m.child.exitCode ?? m.child.signalCode})` : '';
