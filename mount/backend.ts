@@ -7,7 +7,7 @@ import { nameApi, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
-import type { ChunkSurvey, FileBackend } from './open-file.js';
+import { nothingHeld, type ChunkSurvey, type FileBackend } from './open-file.js';
 
 /** The cluster as open files see it: chunk bytes through the cache, uploads bounded, commits. */
 export class MountBackend implements FileBackend {
@@ -52,9 +52,10 @@ export class MountBackend implements FileBackend {
         }
       }
       // Locations may have changed (a server died and repair moved the copies): ask again. A chunk the file
-      // does not list (yet) is one this mount found already stored while writing: asked for by its hash.
-      const info = await this.client.info(path);
-      const location = info.chunks.find((c) => c.hash === hash);
+      // does not list (yet), or an open file that was unlinked: one this mount found already stored while
+      // writing, asked for by its hash.
+      const info = await this.client.info(path).catch(() => undefined);
+      const location = info?.chunks.find((c) => c.hash === hash);
       if (location) return this.client.chunks.read(location);
       const held = (await this.locate([hash])).held.get(hash);
       if (!held) throw new DfsError('EIO', `${path}: chunk ${hash} is no longer part of the file`);
@@ -71,9 +72,11 @@ export class MountBackend implements FileBackend {
   }
 
   async locate(hashes: readonly string[]): Promise<ChunkSurvey> {
-    if (hashes.length === 0) return { missing: new Set(), held: new Map() };
-    const answer = await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes] });
-    return { missing: new Set(answer.missing), held: new Map((answer.held ?? []).map((h) => [h.hash, h.servers])) };
+    if (hashes.length === 0) return nothingHeld([]);
+    const answer = await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes], locate: true });
+    const held = new Map((answer.held ?? []).map((h) => [h.hash, h.servers]));
+    // Bytes the name server keeps as another small file's are nowhere to read back from: missing, for this mount.
+    return { missing: new Set(hashes.filter((hash) => !held.has(hash))), held };
   }
 
   upload(hash: string, data: Buffer, options: { fanOut?: boolean } = {}): Promise<StoredCopy[]> {

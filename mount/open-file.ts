@@ -15,7 +15,7 @@ export interface FileBackend {
   /** Starts reading a chunk into the cache, without waiting. */
   prefetch(hash: string, servers: readonly ServerRef[], path: string): void;
   hash(data: Buffer): Promise<string>;
-  /** Which of these chunks the cluster lacks, and where it holds the others. */
+  /** Which of these chunks must be uploaded, and where the cluster holds the others. */
   locate(hashes: readonly string[]): Promise<ChunkSurvey>;
   /** Stores a chunk on a replication chain; the servers that hold it now, with their receipts. */
   upload(hash: string, data: Buffer, options?: { fanOut?: boolean }): Promise<StoredCopy[]>;
@@ -35,10 +35,15 @@ export interface FileBackend {
   info(path: string): Promise<FileInfo>;
 }
 
+/** Chunks a writer looked up: each is either to be uploaded or held (readable back from those servers). */
 export interface ChunkSurvey {
   missing: Set<string>;
-  /** Live copies of the chunks the cluster holds (none for one the name server keeps). */
   held: Map<string, ServerRef[]>;
+}
+
+/** A survey that finds nothing held: every chunk is to be uploaded. */
+export function nothingHeld(hashes: Iterable<string>): ChunkSurvey {
+  return { missing: new Set(hashes), held: new Map() };
 }
 
 /**
@@ -466,11 +471,9 @@ export class OpenFile {
     const work = (async () => {
       try {
         const hash = await this.backend.hash(data);
-        const survey = await this.backend.locate([hash]);
         // Already stored: where, so that the bytes can be read back once the cache lets go of them (the file
-        // does not list the chunk until its commit). Kept by the name server as another small file's bytes,
-        // it is nowhere to read from: uploaded all the same.
-        let servers = survey.missing.has(hash) ? undefined : survey.held.get(hash);
+        // does not list the chunk until its commit).
+        let servers = (await this.backend.locate([hash])).held.get(hash);
         if (!servers) {
           const copies = await this.backend.upload(hash, data);
           this.receipts.push(...receiptsOf(hash, slot.size, copies));
@@ -596,7 +599,7 @@ export class OpenFile {
     }
     // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
     const small = this.size <= SMALL_FILE_BYTES;
-    const survey: ChunkSurvey = small ? { missing: new Set(contents.keys()), held: new Map() } : await this.backend.locate([...contents.keys()]);
+    const survey = small ? nothingHeld(contents.keys()) : await this.backend.locate([...contents.keys()]);
     const missing = survey.missing;
     const located = new Map<string, ServerRef[]>(survey.held);
     await Promise.all(

@@ -170,14 +170,15 @@ export const nameApi = {
   }),
 
   /**
-   * Which of these chunks the cluster lacks (or holds with no live copy): upload only those. `held`: where
-   * the live copies of the others are, so a writer can read back bytes it did not upload (a chunk that was
-   * already stored, before any file of its own lists it).
+   * Which of these chunks a writer must upload: those the cluster lacks or holds with no live copy. Ones no
+   * file references are kept from collection as long as an upload would be, for the writer's commit. With
+   * `locate`, `held` says where the live copies of the others are, so a writer can read back bytes it did not
+   * upload (a chunk that was already stored, before any file of its own lists it).
    */
   chunksMissing: route({
     method: 'POST',
     path: '/chunks/missing',
-    input: z.object({ hashes: z.array(Hash).max(65536) }),
+    input: z.object({ hashes: z.array(Hash).max(65536), locate: z.boolean().optional() }),
     output: z.object({ missing: z.array(Hash), held: z.array(z.object({ hash: Hash, servers: z.array(ServerRef) })).optional() }),
     auth: CLIENT,
     idempotent: true,

@@ -158,6 +158,8 @@ const server = createServer((req, res) => {
   req.pipe(upstream);
 });
 server.listen(0, '127.0.0.1', () => console.log('http://127.0.0.1:' + server.address().port));
+// Gone with the test process, however it ends: its end of the pipe closes.
+process.stdin.on('end', () => process.exit(0)).resume();
 `;
 
 /**
@@ -167,15 +169,19 @@ server.listen(0, '127.0.0.1', () => console.log('http://127.0.0.1:' + server.add
  * waits on the mount), so a mount must never depend on it. Stopped when the test ends.
  */
 export async function delayingProxy(t: ExecutionContext, target: string, delays: Delay[]): Promise<string> {
-  const proxy = spawn(process.execPath, ['-e', PROXY_SOURCE, target, JSON.stringify(delays)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proxy = spawn(process.execPath, ['-e', PROXY_SOURCE, target, JSON.stringify(delays)], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.teardown(() => {
     proxy.kill('SIGKILL');
   });
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error('the proxy did not start within 10 s')), 10_000);
-    proxy.on('error', reject);
-    proxy.on('exit', (code) => reject(new Error(`the proxy exited with code ${code}`)));
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error('the proxy did not start within 10 s')), 10_000);
+    proxy.on('error', fail);
+    proxy.on('exit', (code) => fail(new Error(`the proxy exited with code ${code}`)));
     proxy.stdout.on('data', (piece: Buffer) => {
       out += piece.toString();
       const line = out.split('\n')[0];

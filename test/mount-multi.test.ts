@@ -165,12 +165,15 @@ test.serial('with the change feed heard, a mount answers lookups itself past the
 test.serial('a name made elsewhere in a new folder before the folder\'s mkdir was answered shows within the timeout', async (t) => {
   const cluster = await startCluster(t);
   // A's mkdir answers are held back a second; its change feed goes through at once.
-  const slow = await delayingProxy(t, cluster.url, [{ method: 'POST', path: '/fs/mkdir', ms: 1_000 }]);
+  const slow = await delayingProxy(t, cluster.url, [{ method: 'POST', path: '/fs/mkdir', ms: 3_000 }]);
   const a = await startMount(t, { url: slow, env: cluster.env }, mountArgs);
-  const made = run('mkdir early', { cwd: a.dir });
+  let answered = false;
+  const made = run('mkdir early', { cwd: a.dir }).finally(() => (answered = true));
+  made.catch(() => undefined); // awaited below; a failure before then must not go unhandled
   // Another client puts a name in the folder as soon as it exists: A hears of it before its mkdir returns.
   await pollUntil('the folder made', () => cluster.client.ns.call(nameApi.stat, { path: '/early' }).catch(() => undefined), (attr) => attr !== undefined, 5_000, 10);
   await cluster.client.writeFile('/early/x', bufferSource(Buffer.from('from elsewhere\n')));
+  t.false(answered, 'the name was made before the mkdir was answered');
   await made;
   await pastTimeouts();
   t.is(await run('cat early/x 2>&1; ls early', { cwd: a.dir }), 'from elsewhere\nx\n');

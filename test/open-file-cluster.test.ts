@@ -9,39 +9,87 @@ import { MountBackend } from '../mount/backend.js';
 import { ChunkCache } from '../mount/chunk-cache.js';
 import { OpenFile } from '../mount/open-file.js';
 import { nameApi } from '../protocol/name-api.js';
-import { bufferSource, readAll, sha256Hex, startCluster } from './harness.js';
+import { bufferSource, readAll, sha256Hex, sleep, startCluster, type TestCluster } from './harness.js';
 import { pollUntil } from './poll.js';
 
 const CHUNK = 64 * 1024;
 
-test('bytes of an open file that were already stored read back after the cache let go of them, before the commit', async (t) => {
-  const cluster = await startCluster(t, { nameServerArgs: ['--chunk-size', '64K', '--inline-max', '0'] });
+/**
+ * A new file `path` open over a backend whose cache holds one chunk, with `first` then `second` written as
+ * its two chunks, each staged (hashed, uploaded or found stored) before the next: the cache holds `second`
+ * only. Returns the file, its backend, and the hashes it uploaded.
+ */
+async function writtenPastTheCache(cluster: TestCluster, path: string, first: Buffer, second: Buffer): Promise<{ file: OpenFile; backend: MountBackend; uploaded: string[] }> {
   const client = cluster.client;
-  const shared = randomBytes(CHUNK);
-  await client.writeFile('/a', bufferSource(shared));
-
-  // A new file whose first chunk is one the cluster holds already (a copy of a file): not uploaded again.
-  const attr = await client.ns.call(nameApi.create, { path: '/b' });
-  const cache = new ChunkCache(CHUNK); // room for one chunk
+  const attr = await client.ns.call(nameApi.create, { path });
+  const cache = new ChunkCache(CHUNK);
   const backend = new MountBackend(client, cache, CHUNK, 0, 1, silentLogger);
-  const file = new OpenFile(attr.ino, '/b', attr, [], backend);
-  await file.write(0, shared);
-  await pollUntil('the first chunk staged', async () => cache.get(sha256Hex(shared)) !== undefined, (staged) => staged);
-  // The second chunk's upload takes the cache's only place.
-  const other = randomBytes(CHUNK);
-  await file.write(CHUNK, other);
-  await pollUntil('the second chunk staged', async () => cache.get(sha256Hex(other)) !== undefined, (staged) => staged);
-  t.is(cache.get(sha256Hex(shared)), undefined, 'the first chunk is out of the cache');
+  const uploaded: string[] = [];
+  const upload = backend.upload.bind(backend);
+  backend.upload = (hash, data, options) => {
+    uploaded.push(hash);
+    return upload(hash, data, options);
+  };
+  const file = new OpenFile(attr.ino, path, attr, [], backend);
+  await file.write(0, first);
+  await pollUntil('the first chunk staged', async () => cache.get(sha256Hex(first)) !== undefined, (staged) => staged);
+  await file.write(CHUNK, second);
+  await pollUntil('the second chunk staged', async () => cache.get(sha256Hex(second)) !== undefined, (staged) => staged);
+  return { file, backend, uploaded };
+}
 
-  // /b lists no chunk yet: the bytes come from where the cluster said it held them when they were staged.
+async function readBack(file: OpenFile, offset: number): Promise<Buffer> {
   const out = Buffer.alloc(CHUNK);
-  t.is(await file.read(0, CHUNK, out), CHUNK);
-  t.true(out.equals(shared));
+  const n = await file.read(offset, CHUNK, out);
+  return out.subarray(0, n);
+}
+
+test('bytes of an open file that were already stored are not uploaded again, and read back after the cache let go of them, before the commit', async (t) => {
+  const cluster = await startCluster(t, { nameServerArgs: ['--chunk-size', '64K', '--inline-max', '0'] });
+  const shared = randomBytes(CHUNK);
+  await cluster.client.writeFile('/a', bufferSource(shared));
+
+  const other = randomBytes(CHUNK);
+  const { file, uploaded } = await writtenPastTheCache(cluster, '/b', shared, other);
+  t.deepEqual(uploaded, [sha256Hex(other)], 'only the new chunk was uploaded');
+  // /b lists no chunk yet: the bytes come from where the cluster said it held them when they were staged.
+  t.true((await readBack(file, 0)).equals(shared));
 
   // With no location at all, by its hash (the name server is asked where it is).
-  const bare = new MountBackend(client, new ChunkCache(CHUNK), CHUNK, 0, 1, silentLogger);
+  const bare = new MountBackend(cluster.client, new ChunkCache(CHUNK), CHUNK, 0, 1, silentLogger);
   t.true((await bare.readChunk(sha256Hex(shared), [], '/b')).equals(shared));
 
   await file.flush();
-  t.true((await readAll(client, '/b')).equals(Buffer.concat([shared, other])));
+  t.true((await readAll(cluster.client, '/b')).equals(Buffer.concat([shared, other])));
+});
+
+test('a chunk stored for a file since deleted, found by an open file, is kept for its commit past the deleted file\'s grace', async (t) => {
+  const cluster = await startCluster(t, { nameServerArgs: ['--chunk-size', '64K', '--inline-max', '0'], deleteGraceMs: 1_500 });
+  const shared = randomBytes(CHUNK);
+  await cluster.client.writeFile('/a', bufferSource(shared));
+  await cluster.client.ns.call(nameApi.unlink, { path: '/a' });
+
+  // Written within the deleted file's grace: its chunk is still on the servers, referenced by nothing.
+  const other = randomBytes(CHUNK);
+  const { file, uploaded } = await writtenPastTheCache(cluster, '/b', shared, other);
+  t.deepEqual(uploaded, [sha256Hex(other)], 'the chunk the deleted file left was not uploaded again');
+  // Past the deleted file's grace: the collector has had its turn at the chunk, and its cached bytes are gone.
+  await sleep(3_000);
+  t.true((await readBack(file, 0)).equals(shared));
+  await file.flush();
+  t.true((await readAll(cluster.client, '/b')).equals(Buffer.concat([shared, other])));
+});
+
+test('a chunk the name server keeps as a small file\'s bytes is uploaded when a large file holds it, and reads back from storage', async (t) => {
+  const cluster = await startCluster(t, { nameServerArgs: ['--chunk-size', '64K', '--inline-max', '64K'] });
+  const shared = randomBytes(CHUNK);
+  await cluster.client.writeFile('/small', bufferSource(shared)); // one chunk, kept by the name server
+
+  const other = randomBytes(CHUNK);
+  const { file, uploaded } = await writtenPastTheCache(cluster, '/b', shared, other);
+  t.true(uploaded.includes(sha256Hex(shared)), 'the kept chunk was uploaded to storage servers');
+  t.true((await readBack(file, 0)).equals(shared));
+  await file.flush();
+  t.true((await readAll(cluster.client, '/b')).equals(Buffer.concat([shared, other])));
+  t.true((await readAll(cluster.client, '/small')).equals(shared));
 });

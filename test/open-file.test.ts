@@ -238,7 +238,7 @@ class FakeCluster {
       },
       prefetch: () => undefined,
       hash: async (data) => createHash('sha256').update(data).digest('hex'),
-      locate: async (hashes) => ({ missing: new Set(hashes.filter((h) => !this.store.has(h))), held: new Map(hashes.filter((h) => this.store.has(h)).map((h) => [h, []])) }),
+      locate: async (hashes) => ({ missing: new Set(hashes.filter((h) => !this.store.has(h))), held: new Map(hashes.filter((h) => this.store.has(h)).map((h) => [h, [{ id: 'fake', url: 'http://127.0.0.1:9' }]])) }),
       upload: async (hash, data) => {
         this.store.set(hash, Buffer.from(data));
         return [];

@@ -61,18 +61,29 @@ export class ChunkService {
   }
 
   /**
-   * Chunks with no live copy (and not kept by the name server): the writer must upload these. Ones with too
-   * few copies are copied at commit.
+   * Chunks a writer must upload: those with no live copy, unless the name server keeps their bytes. Ones with
+   * too few copies are copied at commit. `locate`: also where the others are (`held`), for the writer to read
+   * them back before its commit lists them.
    */
-  async missing(hashes: readonly string[]): Promise<{ missing: string[]; held: { hash: string; servers: ServerRef[] }[] }> {
+  async missing(hashes: readonly string[], locate = false): Promise<{ missing: string[]; held?: { hash: string; servers: ServerRef[] }[] }> {
     const unique = [...new Set(hashes)];
-    const [rows, holders] = await Promise.all([this.meta.read.getChunks(unique), this.liveHolders(unique)]);
-    const held = unique.filter((hash) => rows.has(hash) && (holders.get(hash)?.length ?? 0) > 0).map((hash) => ({ hash, servers: this.refs(holders.get(hash)!) }));
-    const lacking = unique.filter((hash) => !rows.has(hash) || (holders.get(hash)?.length ?? 0) === 0);
+    const holders = await this.liveHolders(unique);
+    let rows = await this.meta.read.getChunks(unique);
+    const onServers = (hash: string): boolean => rows.has(hash) && (holders.get(hash)?.length ?? 0) > 0 && !this.guards.isDropping(hash);
+    // Chunks no file references (a deleted file's, an upload never committed) could be collected before the
+    // writer's commit pins them, once it no longer has their bytes: they are kept as long as an upload would
+    // be. The collector checks their grace again as it drops them; one it took meanwhile is missing.
+    const unreferenced = unique.filter((hash) => onServers(hash) && rows.get(hash)!.refs === 0);
+    if (unreferenced.length > 0) {
+      await this.meta.apply([{ kind: 'holdChunks', hashes: unreferenced, gcAfter: Date.now() + this.options.uploadGraceMs }]);
+      rows = await this.meta.read.getChunks(unique);
+    }
+    const held = unique.filter(onServers);
+    const lacking = unique.filter((hash) => !onServers(hash));
     const known = lacking.filter((hash) => rows.has(hash));
-    if (known.length === 0) return { missing: lacking, held };
-    const kept = await this.meta.read.inlineHeld(known);
-    return { missing: lacking.filter((hash) => !kept.has(hash)), held };
+    const kept = known.length > 0 ? await this.meta.read.inlineHeld(known) : new Set<string>();
+    const missing = lacking.filter((hash) => !kept.has(hash));
+    return locate ? { missing, held: held.map((hash) => ({ hash, servers: this.refs(holders.get(hash)!) })) } : { missing };
   }
 
   /** Servers by id, alive ones first (a reader tries them in order). */

@@ -138,6 +138,8 @@ function statementsFor(m: Mutation, gcAfter: number): Statement[] {
           [m.before, m.keep],
         ],
       ];
+    case 'holdChunks':
+      return m.hashes.map((hash): Statement => ['UPDATE chunks SET gc_after = max(gc_after, ?) WHERE hash = ? AND refs = 0', [m.gcAfter, hash]]);
   }
 }
 

@@ -72,7 +72,9 @@ export type Mutation =
   /** An append was made (under its writer's key), at `at` ms: in the same transaction as its bytes. */
   | { kind: 'rememberAppend'; key: string; ino: number; at: number }
   /** Forgets the appends made before `before` ms, and all but the newest `keep`. */
-  | { kind: 'forgetAppends'; before: number; keep: number };
+  | { kind: 'forgetAppends'; before: number; keep: number }
+  /** Chunks no file references are not collected before `gcAfter` ms (a writer is about to reference them). */
+  | { kind: 'holdChunks'; hashes: readonly string[]; gcAfter: number };
 
 export interface ServerRow {
   id: string;

@@ -68,5 +68,5 @@ export function clusterRoutes(routes: RouteTable, deps: ClusterRouteDeps): void 
 
   routes.serve(nameApi.chunksBad, async (input, { claims }) => ({ dropped: await chunks.badCopies(input.chunks, claims?.scope === 'storage') }));
 
-  routes.serve(nameApi.chunksMissing, (input) => chunks.missing(input.hashes));
+  routes.serve(nameApi.chunksMissing, (input) => chunks.missing(input.hashes, input.locate));
 }
