@@ -1,6 +1,4 @@
 import test from 'ava';
-import { randomBytes } from 'node:crypto';
-import { receiptsOf } from '../client/chunk-io.js';
 import { forEachLimited } from '../common/limit.js';
 import { nameApi } from '../protocol/name-api.js';
 import { bufferSource, readAll, sha256Hex, sleep, startCluster } from './harness.js';
@@ -133,21 +131,4 @@ test.serial('a delete removes the chunks from every holder, including a server t
   for (const hash of keeperChunks) t.is(end.get(hash), 2, `keeper chunk ${hash}`);
   t.deepEqual([...end.keys()].sort(), [...new Set(keeperChunks)].sort(), 'nothing but the kept file is left on the disks');
   t.is(sha256Hex(await readAll(client, '/keeper.bin')), keeper.sha);
-});
-
-test.serial('bytes stored again for a chunk no file references outlast its old grace, until the commit that counts them', async (t) => {
-  const cluster = await startCluster(t, { nameServerArgs: ['--chunk-size', '64K', '--inline-max', '0'], deleteGraceMs: 1_500 });
-  const client = cluster.client;
-  const data = randomBytes(64 * 1024);
-  const hash = sha256Hex(data);
-  await client.writeFile('/a', bufferSource(data));
-  await client.ns.call(nameApi.unlink, { path: '/a' });
-  // Within the deleted file's grace, a writer that does not ask first (a small file, fanned out) stores the
-  // same bytes again; its commit comes well after that grace, and after the collector's turns at the chunk
-  // (a storage server refuses the delete of a copy stored again for 2 s only).
-  const copies = await client.chunks.upload(hash, data);
-  await sleep(5_000);
-  const attr = await client.ns.call(nameApi.create, { path: '/b' });
-  await client.ns.call(nameApi.commit, { path: '/b', ino: attr.ino, chunks: [{ hash, size: data.length }], size: data.length, receipts: receiptsOf(hash, data.length, copies) });
-  t.true((await readAll(client, '/b')).equals(data));
 });

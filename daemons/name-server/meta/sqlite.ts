@@ -65,9 +65,7 @@ function addReferences(ino: number): Statement {
  * keep garbage alive.
  */
 function knownChunk(hash: string, size: number, gcAfter: number): Statement {
-  // A chunk already known and stored again (its bytes uploaded anew, a file deleted meanwhile) waits as long
-  // as a new one: else its old grace could run out before the commit that counts the new copies.
-  return ['INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?, ?, 0, ?) ON CONFLICT (hash) DO UPDATE SET gc_after = max(gc_after, excluded.gc_after)', [hash, size, gcAfter]];
+  return ['INSERT INTO chunks (hash, size, refs, gc_after) VALUES (?, ?, 0, ?) ON CONFLICT (hash) DO NOTHING', [hash, size, gcAfter]];
 }
 
 /** Whether the name server keeps the bytes of chunk `c` (a condition on a query of `chunks c`). */
