@@ -93,3 +93,24 @@ test('a chunk the name server keeps as a small file\'s bytes is uploaded when a 
   t.true((await readAll(cluster.client, '/b')).equals(Buffer.concat([shared, other])));
   t.true((await readAll(cluster.client, '/small')).equals(shared));
 });
+
+test('a chunk a deleted file left only on servers since dead, stored again by an open file, is kept for its commit', async (t) => {
+  const cluster = await startCluster(t, { nameServerArgs: ['--chunk-size', '64K', '--inline-max', '0'], deleteGraceMs: 3_000 });
+  const shared = randomBytes(CHUNK);
+  await cluster.client.writeFile('/a', bufferSource(shared));
+  const holders = new Set((await cluster.client.info('/a')).chunks[0]!.servers.map((s) => s.id));
+  await cluster.client.ns.call(nameApi.unlink, { path: '/a' });
+  // Every copy's server dies: the chunk is known, referenced by nothing, and nowhere to read.
+  for (const s of cluster.storage) if (holders.has(s.id)) await cluster.killStorage(s.index);
+  await cluster.waitFor('their servers dead', () => cluster.status(), (status) => status.storage.dead === holders.size);
+
+  // Within the deleted file's grace, an open file stores the same bytes again, on the server left.
+  const other = randomBytes(CHUNK);
+  const { file, uploaded } = await writtenPastTheCache(cluster, '/b', shared, other);
+  t.true(uploaded.includes(sha256Hex(shared)), 'stored again, as no copy could be read');
+  // Past that grace, and past the 2 s for which a storage server refuses to delete a copy stored again.
+  await sleep(5_000);
+  t.true((await readBack(file, 0)).equals(shared));
+  await file.flush();
+  t.true((await readAll(cluster.client, '/b')).equals(Buffer.concat([shared, other])));
+});

@@ -71,9 +71,10 @@ export class ChunkService {
     let rows = await this.meta.read.getChunks(unique);
     const onServers = (hash: string): boolean => rows.has(hash) && (holders.get(hash)?.length ?? 0) > 0 && !this.guards.isDropping(hash);
     // Chunks no file references (a deleted file's, an upload never committed) could be collected before the
-    // writer's commit pins them, once it no longer has their bytes: they are kept as long as an upload would
-    // be. The collector checks their grace again as it drops them; one it took meanwhile is missing.
-    const unreferenced = unique.filter((hash) => onServers(hash) && rows.get(hash)!.refs === 0);
+    // writer's commit pins them: found on servers, once the writer no longer has their bytes; stored again,
+    // as the report of that upload does not extend their grace. They are kept as long as an upload would be.
+    // The collector checks their grace again as it drops them; one it took meanwhile is missing.
+    const unreferenced = unique.filter((hash) => rows.get(hash)?.refs === 0 && !this.guards.isDropping(hash));
     if (unreferenced.length > 0) {
       await this.meta.apply([{ kind: 'holdChunks', hashes: unreferenced, gcAfter: Date.now() + this.options.uploadGraceMs }]);
       rows = await this.meta.read.getChunks(unique);
