@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The CLI entry, for starting daemons as child processes of `dfs up` and of tests. */
@@ -23,6 +24,8 @@ export interface DaemonProcess {
 
 export interface SpawnOptions {
   args: string[];
+  /** A script to run instead of the dfs CLI (a test's helper process that logs `listening` the same way). */
+  script?: string;
   env?: NodeJS.ProcessEnv;
   /** Append the daemon's output here instead of keeping it in memory. */
   logFile?: string;
@@ -50,12 +53,13 @@ export function withHugePages(tunables: string | undefined): string {
 const KEPT_LINES = 2_000;
 
 /**
- * Starts `dfs <args>` as a child process and resolves once it logs `listening` with its URL (ports may be
+ * Starts `dfs <args>` (or `script <args>`) as a child process and resolves once it logs `listening` with its URL (ports may be
  * ephemeral) or `mounted` with its folder. Rejects, with the output so far, if it exits or stays silent past the timeout.
  */
 export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
   const env = { ...process.env, ...options.env };
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_ENTRY, ...options.args], {
+  const what = options.script ? basename(options.script) : `dfs ${options.args[0]}`;
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.script ?? CLI_ENTRY, ...options.args], {
     env: { ...env, GLIBC_TUNABLES: withHugePages(env.GLIBC_TUNABLES) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -71,7 +75,7 @@ export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`dfs ${options.args[0]} did not start in time:\n${lines.slice(-20).join('\n')}`));
+      reject(new Error(`${what} did not start in time:\n${lines.slice(-20).join('\n')}`));
     }, options.startTimeoutMs ?? 30_000);
     let started = false;
     createInterface({ input: child.stderr! }).on('line', keep);
@@ -111,7 +115,7 @@ export function spawnDaemon(options: SpawnOptions): Promise<DaemonProcess> {
     void exited.then((code) => {
       if (started) return;
       clearTimeout(timer);
-      reject(new Error(`dfs ${options.args[0]} exited with ${code} before it started:\n${lines.slice(-20).join('\n')}`));
+      reject(new Error(`${what} exited with ${code} before it started:\n${lines.slice(-20).join('\n')}`));
     });
   });
 }

@@ -7,7 +7,7 @@ import { nameApi, type FileInfo } from '../protocol/name-api.js';
 import type { Attr, ServerRef, StoredCopy } from '../protocol/schemas.js';
 import { sha256Async } from '../common/sha256.js';
 import type { ChunkCache } from './chunk-cache.js';
-import { nothingHeld, type ChunkSurvey, type FileBackend } from './open-file.js';
+import type { FileBackend } from './open-file.js';
 
 /** The cluster as open files see it: chunk bytes through the cache, uploads bounded, commits. */
 export class MountBackend implements FileBackend {
@@ -57,7 +57,7 @@ export class MountBackend implements FileBackend {
       const info = await this.client.info(path).catch(() => undefined);
       const location = info?.chunks.find((c) => c.hash === hash);
       if (location) return this.client.chunks.read(location);
-      const held = (await this.locate([hash])).held.get(hash);
+      const held = (await this.locate([hash])).get(hash);
       if (!held) throw new DfsError('EIO', `${path}: chunk ${hash} is no longer part of the file`);
       return this.client.chunks.read({ hash, servers: held });
     });
@@ -71,12 +71,10 @@ export class MountBackend implements FileBackend {
     return sha256Async(data);
   }
 
-  async locate(hashes: readonly string[]): Promise<ChunkSurvey> {
-    if (hashes.length === 0) return nothingHeld([]);
+  async locate(hashes: readonly string[]): Promise<Map<string, ServerRef[]>> {
+    if (hashes.length === 0) return new Map();
     const answer = await this.client.ns.call(nameApi.chunksMissing, { hashes: [...hashes], locate: true });
-    const held = new Map((answer.held ?? []).map((h) => [h.hash, h.servers]));
-    // Bytes the name server keeps as another small file's are nowhere to read back from: missing, for this mount.
-    return { missing: new Set(hashes.filter((hash) => !held.has(hash))), held };
+    return new Map((answer.held ?? []).map((h) => [h.hash, h.servers]));
   }
 
   upload(hash: string, data: Buffer, options: { fanOut?: boolean } = {}): Promise<StoredCopy[]> {

@@ -15,8 +15,11 @@ export interface FileBackend {
   /** Starts reading a chunk into the cache, without waiting. */
   prefetch(hash: string, servers: readonly ServerRef[], path: string): void;
   hash(data: Buffer): Promise<string>;
-  /** Which of these chunks must be uploaded, and where the cluster holds the others. */
-  locate(hashes: readonly string[]): Promise<ChunkSurvey>;
+  /**
+   * Where the cluster holds those of these chunks it can serve back (live copies); the others are to be
+   * uploaded (kept by the name server as another small file's bytes, they are nowhere to read back from).
+   */
+  locate(hashes: readonly string[]): Promise<Map<string, ServerRef[]>>;
   /** Stores a chunk on a replication chain; the servers that hold it now, with their receipts. */
   upload(hash: string, data: Buffer, options?: { fanOut?: boolean }): Promise<StoredCopy[]>;
   /** Waits for a place among the uploads in flight (bounds the memory that dirty data takes). */
@@ -33,17 +36,6 @@ export interface FileBackend {
   append(input: Input<typeof nameApi.append>): Promise<Attr>;
   /** A file's attributes and chunks, as the name server has them now. */
   info(path: string): Promise<FileInfo>;
-}
-
-/** Chunks a writer looked up: each is either to be uploaded or held (readable back from those servers). */
-export interface ChunkSurvey {
-  missing: Set<string>;
-  held: Map<string, ServerRef[]>;
-}
-
-/** A survey that finds nothing held: every chunk is to be uploaded. */
-export function nothingHeld(hashes: Iterable<string>): ChunkSurvey {
-  return { missing: new Set(hashes), held: new Map() };
 }
 
 /**
@@ -473,7 +465,7 @@ export class OpenFile {
         const hash = await this.backend.hash(data);
         // Already stored: where, so that the bytes can be read back once the cache lets go of them (the file
         // does not list the chunk until its commit).
-        let servers = (await this.backend.locate([hash])).held.get(hash);
+        let servers = (await this.backend.locate([hash])).get(hash);
         if (!servers) {
           const copies = await this.backend.upload(hash, data);
           this.receipts.push(...receiptsOf(hash, slot.size, copies));
@@ -599,11 +591,10 @@ export class OpenFile {
     }
     // Only what the cluster lacks is sent: a copy of stored bytes uploads nothing (but for small files).
     const small = this.size <= SMALL_FILE_BYTES;
-    const survey = small ? nothingHeld(contents.keys()) : await this.backend.locate([...contents.keys()]);
-    const missing = survey.missing;
-    const located = new Map<string, ServerRef[]>(survey.held);
+    const located = small ? new Map<string, ServerRef[]>() : await this.backend.locate([...contents.keys()]);
+    const missing = [...contents.keys()].filter((hash) => !located.has(hash));
     await Promise.all(
-      [...missing].map(async (hash) => {
+      missing.map(async (hash) => {
         const release = await this.backend.uploadSlot();
         try {
           const copies = await this.backend.upload(hash, contents.get(hash)!, { fanOut: small });

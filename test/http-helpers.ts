@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnDaemon } from '../common/daemon-process.js';
 import type { ExecutionContext } from 'ava';
 import type { CliResult } from './harness.js';
 
@@ -138,57 +139,16 @@ export interface Delay {
   ms: number;
 }
 
-/** The proxy, run as a process of its own (see delayingProxy). Its first line out is its URL. */
-const PROXY_SOURCE = `
-const { createServer, request } = require('node:http');
-const [target, delaysJson] = process.argv.slice(1);
-const to = new URL(target);
-const delays = JSON.parse(delaysJson);
-const server = createServer((req, res) => {
-  const path = (req.url || '').replace(/\\?.*$/, '');
-  const delay = delays.find((d) => d.method === req.method && d.path === path);
-  const upstream = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers, timeout: 30000 }, (answer) => {
-    setTimeout(() => {
-      res.writeHead(answer.statusCode || 502, answer.headers);
-      answer.pipe(res);
-    }, delay ? delay.ms : 0);
-  });
-  upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
-  upstream.on('error', () => res.destroy());
-  req.pipe(upstream);
-});
-server.listen(0, '127.0.0.1', () => console.log('http://127.0.0.1:' + server.address().port));
-// Gone with the test process, however it ends: its end of the pipe closes.
-process.stdin.on('end', () => process.exit(0)).resume();
-`;
-
 /**
- * An HTTP proxy in front of a daemon that holds back its answers to the requests `delays` names (a slow
- * network for one call, to order what two clients see); the others pass at once. It runs as a process of
- * its own: a test process blocks while it spawns a command whose folder is in a mount (the child's chdir
- * waits on the mount), so a mount must never depend on it. Stopped when the test ends.
+ * An HTTP proxy in front of a daemon (`target`) that holds back its answers to the requests `delays` names;
+ * the others pass at once. It runs as a process of its own: a test process blocks while it spawns a command
+ * whose folder is in a mount (the child's chdir waits on the mount), so a mount must never depend on it.
+ * Stopped when the test ends.
  */
 export async function delayingProxy(t: ExecutionContext, target: string, delays: Delay[]): Promise<string> {
-  const proxy = spawn(process.execPath, ['-e', PROXY_SOURCE, target, JSON.stringify(delays)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => {
-    proxy.kill('SIGKILL');
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(new Error('the proxy did not start within 10 s')), 10_000);
-    proxy.on('error', fail);
-    proxy.on('exit', (code) => fail(new Error(`the proxy exited with code ${code}`)));
-    proxy.stdout.on('data', (piece: Buffer) => {
-      out += piece.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line) {
-        clearTimeout(timer);
-        resolve(line.trim());
-      }
-    });
-  });
+  const proxy = await spawnDaemon({ script: PROXY_SCRIPT, args: [target, JSON.stringify(delays)] });
+  t.teardown(() => proxy.stop());
+  return proxy.url;
 }
+
+const PROXY_SCRIPT = fileURLToPath(new URL('./delaying-proxy.js', import.meta.url));

@@ -164,7 +164,7 @@ test.serial('with the change feed heard, a mount answers lookups itself past the
 
 test.serial('a name made elsewhere in a new folder before the folder\'s mkdir was answered shows within the timeout', async (t) => {
   const cluster = await startCluster(t);
-  // A's mkdir answers are held back a second; its change feed goes through at once.
+  // A's mkdir answers are held back 3 s; its change feed goes through at once.
   const slow = await delayingProxy(t, cluster.url, [{ method: 'POST', path: '/fs/mkdir', ms: 3_000 }]);
   const a = await startMount(t, { url: slow, env: cluster.env }, mountArgs);
   let answered = false;

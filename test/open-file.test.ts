@@ -103,88 +103,6 @@ test('bytes in doubt that the name server then refuses go with the content at on
   t.deepEqual(commits, ['base\none\ntwo\n']);
 });
 
-/** A small file kept by the name server (its bytes come with the chunk list), at version `n`. */
-function keptVersion(n: number, content: string): { attr: Attr; chunks: ChunkLocation[] } {
-  const { attr } = version(n, content.length);
-  const hash = createHash('sha256').update(content).digest('hex');
-  return { attr, chunks: [{ hash, size: content.length, offset: 0, servers: [], data: Buffer.from(content).toString('base64') }] };
-}
-
-/**
- * A backend whose file another client changes: commits are refused (VERSION_MOVED) while `moved` says so,
- * and info answers with the file as `current` has it.
- */
-function movingBackend(current: { v: { attr: Attr; chunks: ChunkLocation[] } }, moved: boolean[]) {
-  const commits: { content: string; appendedTo: { version: number; id: string } | undefined }[] = [];
-  const fake: Partial<FileBackend> = {
-    chunkSize: 4 * 1024 * 1024,
-    inlineMax: 64 * 1024,
-    info: async () => ({ path: '/f', attr: current.v.attr, replicas: 2, chunkSize: 4 * 1024 * 1024, chunks: current.v.chunks, fullyReplicated: true }),
-    hash: async (data) => createHash('sha256').update(data).digest('hex'),
-    commit: async ({ size, inline, appendedTo }) => {
-      commits.push({ content: Buffer.from(inline![0]!.data, 'base64').toString(), appendedTo });
-      if (moved.shift()) throw new DfsError('VERSION_MOVED', 'moved on');
-      return { ...current.v.attr, version: current.v.attr.version + 1, size };
-    },
-  };
-  return { backend: fake as FileBackend, commits };
-}
-
-test('bytes appended (O_APPEND) to a version another client has since moved on from go at its new end, under a new id', async (t) => {
-  const current = { v: keptVersion(1, 'base\n') };
-  const { backend: fake, commits } = movingBackend(current, [true]);
-  const file = new OpenFile(7, '/f', current.v.attr, current.v.chunks, fake);
-  await file.append(Buffer.from('mine\n'));
-  // Another client appends and closes first.
-  current.v = keptVersion(2, 'base\nother\n');
-  await file.flush();
-  t.is(commits.length, 2);
-  t.deepEqual(
-    commits.map((c) => [c.content, c.appendedTo?.version]),
-    [
-      ['base\nmine\n', 1],
-      ['base\nother\nmine\n', 2],
-    ],
-  );
-  t.not(commits[0]!.appendedTo!.id, commits[1]!.appendedTo!.id);
-  t.is(file.size, 16);
-  t.false(file.dirty);
-});
-
-test('a commit of appended bytes that got no answer is sent again with the same version and id', async (t) => {
-  const current = { v: keptVersion(1, 'base\n') };
-  const { backend: fake, commits } = movingBackend(current, []);
-  const realCommit = fake.commit.bind(fake);
-  let lost = true;
-  fake.commit = async (...args) => {
-    const attr = await realCommit(...args);
-    if (lost) {
-      lost = false;
-      throw new DfsError('ETIMEDOUT', 'no answer');
-    }
-    return attr;
-  };
-  const file = new OpenFile(7, '/f', current.v.attr, current.v.chunks, fake);
-  await file.append(Buffer.from('mine\n'));
-  await t.throwsAsync(file.flush(), { message: 'no answer' });
-  await file.flush();
-  t.is(commits.length, 2);
-  t.deepEqual(commits[1], commits[0], 'the same content on the same version under the same id');
-});
-
-test('a write elsewhere than the end, or a truncate, makes the commit unconditional (the last close wins, as before)', async (t) => {
-  for (const change of [(f: OpenFile) => f.write(0, Buffer.from('B')), (f: OpenFile) => f.truncate(3)]) {
-    const current = { v: keptVersion(1, 'base\n') };
-    const { backend: fake, commits } = movingBackend(current, []);
-    const file = new OpenFile(7, '/f', current.v.attr, current.v.chunks, fake);
-    await file.append(Buffer.from('mine\n'));
-    await change(file);
-    await file.flush();
-    t.is(commits.length, 1);
-    t.is(commits[0]!.appendedTo, undefined);
-  }
-});
-
 /**
  * A name server and storage servers in memory, for OpenFile's commits of content on storage servers: one
  * file, its versions, commits of appended bytes made once per id (answered, when sent again, with the file
@@ -202,6 +120,8 @@ class FakeCluster {
   constructor(
     content: string,
     readonly chunkSize: number,
+    /** Above 0: files up to this size are committed with their bytes, as to a name server that keeps them. */
+    readonly inlineMax = 0,
   ) {
     this.content = Buffer.from(content);
   }
@@ -230,7 +150,7 @@ class FakeCluster {
   backend(): FileBackend {
     const fake: Partial<FileBackend> = {
       chunkSize: this.chunkSize,
-      inlineMax: 0,
+      inlineMax: this.inlineMax,
       inlineRefused: () => undefined,
       readChunk: async (hash) => {
         if (this.failReads > 0 && this.failReads--) throw new DfsError('EIO', 'replicas failed');
@@ -238,7 +158,7 @@ class FakeCluster {
       },
       prefetch: () => undefined,
       hash: async (data) => createHash('sha256').update(data).digest('hex'),
-      locate: async (hashes) => ({ missing: new Set(hashes.filter((h) => !this.store.has(h))), held: new Map(hashes.filter((h) => this.store.has(h)).map((h) => [h, [{ id: 'fake', url: 'http://127.0.0.1:9' }]])) }),
+      locate: async (hashes) => new Map(hashes.filter((h) => this.store.has(h)).map((h) => [h, [{ id: 'fake', url: 'http://127.0.0.1:9' }]])),
       upload: async (hash, data) => {
         this.store.set(hash, Buffer.from(data));
         return [];
@@ -246,7 +166,8 @@ class FakeCluster {
       uploadSlot: async () => () => undefined,
       remember: () => undefined,
       info: async () => ({ path: '/f', attr: this.attr(), replicas: 2, chunkSize: this.chunkSize, chunks: this.chunks(), fullyReplicated: true }),
-      commit: async ({ chunks, appendedTo }) => {
+      commit: async ({ chunks, appendedTo, inline }) => {
+        for (const kept of inline ?? []) this.store.set(kept.hash, Buffer.from(kept.data, 'base64'));
         const content = Buffer.concat(chunks.map((c) => this.store.get(c.hash)!));
         this.commits.push({ content: content.toString(), appendedTo });
         if (appendedTo && this.made.has(appendedTo.id)) return this.attr();
@@ -307,4 +228,48 @@ test('a rebase that fails part way keeps the appended bytes for the next flush',
   await t.throwsAsync(file.flush(), { message: 'replicas failed' });
   await file.flush();
   t.is(cluster.content.toString(), 'base\nother\nAAAAAAAAAAAAAAAA\n');
+});
+
+test('bytes appended (O_APPEND) to a version another client has since moved on from go at its new end, under a new id', async (t) => {
+  const cluster = new FakeCluster('base\n', 4 * 1024 * 1024, 64 * 1024);
+  const file = cluster.open();
+  await file.append(Buffer.from('mine\n'));
+  // Another client appends and closes first.
+  cluster.othersAppend('other\n');
+  await file.flush();
+  const commits = cluster.commits;
+  t.is(commits.length, 2);
+  t.deepEqual(
+    commits.map((c) => [c.content, c.appendedTo?.version]),
+    [
+      ['base\nmine\n', 1],
+      ['base\nother\nmine\n', 2],
+    ],
+  );
+  t.not(commits[0]!.appendedTo!.id, commits[1]!.appendedTo!.id);
+  t.is(file.size, 16);
+  t.false(file.dirty);
+});
+
+test('a commit of appended bytes that got no answer is sent again with the same version and id', async (t) => {
+  const cluster = new FakeCluster('base\n', 4 * 1024 * 1024, 64 * 1024);
+  const file = cluster.open();
+  await file.append(Buffer.from('mine\n'));
+  cluster.loseAnswers = 1;
+  await t.throwsAsync(file.flush(), { message: 'no answer' });
+  await file.flush();
+  t.is(cluster.commits.length, 2);
+  t.deepEqual(cluster.commits[1], cluster.commits[0], 'the same content on the same version under the same id');
+});
+
+test('a write elsewhere than the end, or a truncate, makes the commit unconditional (the last close wins, as before)', async (t) => {
+  for (const change of [(f: OpenFile) => f.write(0, Buffer.from('B')), (f: OpenFile) => f.truncate(3)]) {
+    const cluster = new FakeCluster('base\n', 4 * 1024 * 1024, 64 * 1024);
+    const file = cluster.open();
+    await file.append(Buffer.from('mine\n'));
+    await change(file);
+    await file.flush();
+    t.is(cluster.commits.length, 1);
+    t.is(cluster.commits[0]!.appendedTo, undefined);
+  }
 });

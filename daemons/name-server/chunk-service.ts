@@ -84,11 +84,11 @@ export class ChunkService {
     const known = lacking.filter((hash) => rows.has(hash));
     const kept = known.length > 0 ? await this.meta.read.inlineHeld(known) : new Set<string>();
     const missing = lacking.filter((hash) => !kept.has(hash));
-    return locate ? { missing, held: held.map((hash) => ({ hash, servers: this.refs(holders.get(hash)!) })) } : { missing };
+    return locate ? { missing, held: held.map((hash) => ({ hash, servers: this.serverRefs(holders.get(hash)!) })) } : { missing };
   }
 
   /** Servers by id, alive ones first (a reader tries them in order). */
-  private refs(ids: readonly string[]): ServerRef[] {
+  private serverRefs(ids: readonly string[]): ServerRef[] {
     return ids
       .map((id) => this.registry.get(id)!)
       .sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive'))
@@ -350,7 +350,7 @@ export class ChunkService {
       if (chunk.kept) return { ...loc, data: chunk.kept.toString('base64') };
       const ids = holders.get(chunk.hash) ?? [];
       if (ids.length < this.options.replicas) fully = false;
-      loc.servers = this.refs(ids);
+      loc.servers = this.serverRefs(ids);
       return loc;
     });
     return { path, attr: this.namespace.attr(inode), replicas: this.options.replicas, chunkSize: this.options.chunkSize, chunks: located, fullyReplicated: fully };
