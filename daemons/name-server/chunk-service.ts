@@ -67,8 +67,8 @@ export class ChunkService {
    */
   async missing(hashes: readonly string[], locate = false): Promise<{ missing: string[]; held?: { hash: string; servers: ServerRef[] }[] }> {
     const unique = [...new Set(hashes)];
-    const holders = await this.liveHolders(unique);
-    let rows = await this.meta.read.getChunks(unique);
+    const [found, holders] = await Promise.all([this.meta.read.getChunks(unique), this.liveHolders(unique)]);
+    let rows = found;
     const onServers = (hash: string): boolean => rows.has(hash) && (holders.get(hash)?.length ?? 0) > 0 && !this.guards.isDropping(hash);
     // Chunks no file references (a deleted file's, an upload never committed) could be collected before the
     // writer's commit pins them: found on servers, once the writer no longer has their bytes; stored again,
